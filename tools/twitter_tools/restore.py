@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from twitter_shared.settings import Settings
-from twitter_tools._backup_errors import BackupError, BackupVerificationError, report_failure
+from twitter_tools._backup_errors import BackupError, BackupVerificationError, RestoreError, report_failure
 from twitter_tools._backup_files import backup_folder_lock, latest_backup, resolve_backup, verify_backup
 from twitter_tools._database_dumps import DatabaseTarget, check_dump, database_target, restore_database
 from twitter_tools.backup import BACKED_UP_DATABASES
@@ -98,10 +98,18 @@ def restore_backup(*, settings: Settings, backup: Path, verify_only: bool = Fals
         if verify_only:
             return
 
+        restored: list[str] = []
         for entry in manifest.files:
             database_started = time.monotonic()
             target = targets[entry.database]
-            restore_database(target, database=entry.database, dump=backup / entry.file)
+            try:
+                restore_database(target, database=entry.database, dump=backup / entry.file)
+            except RestoreError as error:
+                # Each database restores atomically, but not all of them together.
+                if restored:
+                    raise RestoreError(f"{error}; already restored from this backup: {', '.join(restored)}") from error
+                raise
+            restored.append(entry.database)
             log.info(
                 "restore.database_restored",
                 database=entry.database,
