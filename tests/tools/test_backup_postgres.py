@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -258,3 +261,117 @@ def test_pg_failed_restore_names_databases_already_restored(
     assert "already restored from this backup: account" in err
     assert account_rows(postgres, account_db) == ACCOUNT_ROWS
     assert post_rows(postgres, post_db) == "10|1|edited after the backup\n11|2|edited after the backup"
+
+
+# -- runs that block in pg_dump --------------------------------------------------------
+
+
+TWITTER_SYSTEM = Path(sys.executable).parent / "twitter-system"
+# Upper bound for a real process, only to fail instead of hanging.
+PROCESS_DEADLINE_SECONDS = 60
+
+
+@pytest.fixture
+def posts_table_locked(postgres: PostgresServer, pg_databases: tuple[str, str]) -> Iterator[None]:
+    """Hold an ACCESS EXCLUSIVE lock on the posts table, so pg_dump of the post database waits."""
+    _, post_db = pg_databases
+    holder = subprocess.Popen(
+        ["psql", "-h", postgres.host, "-p", str(postgres.port), "-U", postgres.user, "-d", post_db, "-qAt"],
+        env={**os.environ, "PGPASSWORD": postgres.password},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert holder.stdin is not None
+    holder.stdin.write("BEGIN;\nLOCK TABLE posts IN ACCESS EXCLUSIVE MODE;\n")
+    holder.stdin.flush()
+    wait_until(
+        lambda: query(postgres, post_db, "SELECT count(*) FROM pg_locks WHERE relation = 'posts'::regclass") == "1",
+        what="the lock on posts",
+    )
+    yield
+    holder.stdin.close()
+    holder.wait(timeout=PROCESS_DEADLINE_SECONDS)
+
+
+def wait_until(condition: Callable[[], bool], *, what: str) -> None:
+    deadline = time.monotonic() + PROCESS_DEADLINE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {PROCESS_DEADLINE_SECONDS} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def pg_dump_waiting(server: PostgresServer) -> bool:
+    return query(
+        server,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
+    ) == "1"
+
+
+def start_command(arguments: list[str], log_file: Path) -> subprocess.Popen:
+    with log_file.open("w") as stream:
+        return subprocess.Popen(
+            [str(TWITTER_SYSTEM), *arguments],
+            env=dict(os.environ),
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def test_pg_second_backup_refused_while_first_runs(
+    postgres: PostgresServer, posts_table_locked: None, tmp_path: Path
+) -> None:
+    destination = tmp_path / "backups"
+    first = start_command(["backup", "--dest", str(destination)], tmp_path / "first.log")
+    try:
+        wait_until(lambda: pg_dump_waiting(postgres), what="the first backup to wait in pg_dump")
+
+        second = subprocess.run(
+            [str(TWITTER_SYSTEM), "backup", "--dest", str(destination)],
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_DEADLINE_SECONDS,
+        )
+
+        assert second.returncode == 3
+        assert "another backup or restore is running" in second.stderr
+        assert first.poll() is None
+    finally:
+        first.terminate()
+        first_code = first.wait(timeout=PROCESS_DEADLINE_SECONDS)
+
+    assert first_code == 128 + signal.SIGTERM
+    assert "twitter-system backup: error: stopped by SIGTERM" in (tmp_path / "first.log").read_text()
+    assert backup_names(destination) == []
+    assert hidden_folders(destination) == []
+    wait_until(lambda: not pg_dump_waiting(postgres), what="pg_dump to be stopped with the backup")
+
+
+def test_pg_stop_signal_interrupts_scheduled_backup_and_removes_partial_folder(
+    postgres: PostgresServer, posts_table_locked: None, tmp_path: Path
+) -> None:
+    destination = tmp_path / "backups"
+    scheduler = start_command(
+        ["backup-scheduler", "--schedule", "* * * * * *", "--dest", str(destination)], tmp_path / "scheduler.log"
+    )
+    try:
+        wait_until(lambda: pg_dump_waiting(postgres), what="the scheduled backup to wait in pg_dump")
+        assert hidden_folders(destination) != []
+
+        scheduler.send_signal(signal.SIGTERM)
+        code = scheduler.wait(timeout=PROCESS_DEADLINE_SECONDS)
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+
+    log_text = (tmp_path / "scheduler.log").read_text()
+    assert code == 0, log_text
+    assert "backup_scheduler.backup_interrupted" in log_text
+    assert hidden_folders(destination) == []
+    assert backup_names(destination) == []
+    wait_until(lambda: not pg_dump_waiting(postgres), what="pg_dump to be stopped with the scheduler")

@@ -7,7 +7,11 @@ failure into one line on stderr and an exit code that scripts can tell apart.
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 
 class BackupError(Exception):
@@ -34,6 +38,15 @@ class BackupVerificationError(BackupError):
     exit_code = 4
 
 
+class BackupInterruptedError(BackupError):
+    """SIGTERM or SIGINT stopped the command; what it was writing has been removed."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signal_number).name}")
+        # The shell convention for a process ended by a signal.
+        self.exit_code = 128 + signal_number
+
+
 class DumpError(BackupError):
     """A database could not be dumped, or its dump failed the checks after dumping."""
 
@@ -46,3 +59,22 @@ def report_failure(command: str, error: BackupError) -> int:
     """Print ``error`` as the one-line message of ``twitter-system COMMAND``; return its exit code."""
     print(f"twitter-system {command}: error: {error}", file=sys.stderr)
     return error.exit_code
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into ``BackupInterruptedError`` while the block runs.
+
+    Without this, SIGTERM (``docker stop``, a deleted Kubernetes Job) would end the
+    process before it removes its partial backup folder and stops ``pg_dump``.
+    """
+
+    def interrupt(signal_number: int, _frame: FrameType | None) -> None:
+        raise BackupInterruptedError(signal_number)
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

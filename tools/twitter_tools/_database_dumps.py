@@ -55,6 +55,9 @@ CONNECT_TIMEOUT_SECONDS = "30"
 TLS_MODE_PARAMETERS = ("sslmode", "ssl")
 TLS_MODE_ALIASES = {"true": "require", "false": "disable"}
 
+# How long an interrupted client program gets to cancel its query before SIGKILL.
+TERMINATE_GRACE_SECONDS = 5
+
 # The longest part of a client program's stderr that goes into an error message.
 MAX_ERROR_OUTPUT_CHARS = 400
 
@@ -334,14 +337,34 @@ def _run_client_program(
     command = [find_client_program(name), *arguments]
     environment = target.environment(os.environ) if target is not None else dict(os.environ)
     try:
-        completed = subprocess.run(
-            command, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        process = subprocess.Popen(
+            command,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
     except OSError as error:
         raise failure(f"(could not start {name}: {error})") from error
-    if completed.returncode != 0:
-        raise failure(f"(exit status {completed.returncode}): {_summarize(completed.stderr)}")
-    return completed.stdout
+
+    with process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:
+            # Policy: an interrupted run (Ctrl-C, the scheduler's stop signal) stops
+            # the program with SIGTERM first, because pg_dump and pg_restore answer it
+            # by cancelling their query. SIGKILL alone would leave the server session
+            # running, waiting on locks and holding its snapshot.
+            process.terminate()
+            try:
+                process.wait(timeout=TERMINATE_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    if process.returncode != 0:
+        raise failure(f"(exit status {process.returncode}): {_summarize(stderr)}")
+    return stdout
 
 
 def _summarize(output: str) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 import structlog
 
 from twitter_shared.settings import DATABASE_OWNERS, ServiceName, Settings
-from twitter_tools._backup_errors import BackupError, BackupUsageError, DumpError, report_failure
+from twitter_tools._backup_errors import BackupError, BackupUsageError, DumpError, report_failure, stop_signals_raise
 from twitter_tools._backup_files import (
     PARTIAL_PREFIX,
     Manifest,
@@ -78,11 +78,12 @@ def positive_int(text: str) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        create_backup(
-            settings=settings,
-            destination=args.dest or settings.backup_folder(),
-            keep=args.keep or settings.backup_keep,
-        )
+        with stop_signals_raise():
+            create_backup(
+                settings=settings,
+                destination=args.dest or settings.backup_folder(),
+                keep=args.keep or settings.backup_keep,
+            )
     except BackupError as error:
         return report_failure("backup", error)
     return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from twitter_shared.settings import Settings
-from twitter_tools._backup_errors import BackupError, BackupVerificationError, RestoreError, report_failure
+from twitter_tools._backup_errors import BackupError, BackupVerificationError, RestoreError, report_failure, stop_signals_raise
 from twitter_tools._backup_files import backup_folder_lock, latest_backup, resolve_backup, verify_backup
 from twitter_tools._database_dumps import DatabaseTarget, check_dump, database_target, restore_database
 from twitter_tools.backup import BACKED_UP_DATABASES
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     folder = args.dest or settings.backup_folder()
     try:
         backup = latest_backup(folder) if args.latest else resolve_backup(args.backup, folder=folder)
-        restore_backup(settings=settings, backup=backup, verify_only=args.verify_only)
+        with stop_signals_raise():
+            restore_backup(settings=settings, backup=backup, verify_only=args.verify_only)
     except BackupError as error:
         return report_failure("restore", error)
 
