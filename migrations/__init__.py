@@ -1,0 +1,1 @@
+"""Alembic migration histories, one per database (account, post, timeline)."""

@@ -1,0 +1,41 @@
+"""structlog set-up shared by every process: JSON lines off a terminal, readable console on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from twitter_shared.settings import LogFormat
+
+
+def configure_logging(*, service: str, log_format: LogFormat, level: str) -> None:
+    """Configure structlog and the standard library logging for this process.
+
+    ``service`` is bound to every event so that lines from the four processes of
+    embedded mode, which share one terminal, stay apart.
+    """
+    use_console = log_format == LogFormat.CONSOLE or (log_format == LogFormat.AUTO and sys.stderr.isatty())
+    renderer = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+
+    # Library loggers (aiohttp, alembic, asyncpg) go through the same output at warning and up.
+    logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.ERROR)

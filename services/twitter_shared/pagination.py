@@ -1,0 +1,76 @@
+"""Mastodon-style id pagination: ``max_id``, ``since_id``, ``min_id``, ``limit``, newest first.
+
+``max_id`` pages backwards (older), ``since_id`` returns the newest items above a
+bound, and ``min_id`` returns the items just above a bound (the page that follows
+it in time). Cursors are plain numeric bounds, so a cursor that points at a
+deleted item still works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select
+
+from twitter_shared.errors import ValidationFailed
+
+MAX_ID_VALUE = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    max_id: int | None = None
+    since_id: int | None = None
+    min_id: int | None = None
+    limit: int = 20
+
+    def as_params(self) -> dict[str, str]:
+        params = {"limit": str(self.limit)}
+        for name in ("max_id", "since_id", "min_id"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = str(value)
+        return params
+
+    def apply(self, query: Select, column: ColumnElement) -> Select:
+        """Add bounds, order and limit to ``query``; reverse a ``min_id`` page with ``newest_first``."""
+        if self.max_id is not None:
+            query = query.where(column < self.max_id)
+        if self.since_id is not None:
+            query = query.where(column > self.since_id)
+        if self.min_id is not None:
+            query = query.where(column > self.min_id)
+            return query.order_by(column.asc()).limit(self.limit)
+        return query.order_by(column.desc()).limit(self.limit)
+
+    def newest_first(self, items: list[Any]) -> list[Any]:
+        return list(reversed(items)) if self.min_id is not None else items
+
+
+def parse_id(raw: str | None, *, name: str) -> int | None:
+    """Parse a decimal id; reject anything that is not a non-negative 64-bit integer."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID_VALUE:
+        raise ValidationFailed(f"{name} must be a numeric id")
+    return int(raw)
+
+
+def parse_page(query: Mapping[str, str], *, default_limit: int, max_limit: int) -> PageRequest:
+    raw_limit = query.get("limit")
+    limit = default_limit
+    if raw_limit not in (None, ""):
+        if not raw_limit.isdigit() or len(raw_limit) > 6:
+            raise ValidationFailed("limit must be a positive integer")
+        # Like Mastodon, a limit above the maximum is clamped rather than rejected.
+        limit = min(int(raw_limit), max_limit)
+        if limit < 1:
+            raise ValidationFailed("limit must be a positive integer")
+    return PageRequest(
+        max_id=parse_id(query.get("max_id"), name="max_id"),
+        since_id=parse_id(query.get("since_id"), name="since_id"),
+        min_id=parse_id(query.get("min_id"), name="min_id"),
+        limit=limit,
+    )

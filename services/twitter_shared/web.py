@@ -1,0 +1,194 @@
+"""aiohttp building blocks every service uses: middleware, JSON responses, health and metrics.
+
+``build_app`` wires the parts in the same order everywhere: request id and the
+per-request log line outermost, then error mapping, so even an error response
+carries its request id and shows up in the log with its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from twitter_shared.errors import BadRequest, ServiceError
+
+log = structlog.get_logger()
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client-supplied request id is kept only if it is short and plain, so it is safe in logs.
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+READINESS_TIMEOUT_SECONDS = 2.0
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+SERVICE_NAME = web.AppKey("service_name", str)
+READINESS_CHECKS = web.AppKey("readiness_checks", list)
+METRICS = web.AppKey("metrics", "RequestMetrics")
+
+
+class RequestMetrics:
+    """Prometheus metrics of one app, in a registry of its own so tests can run many apps."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests handled", ["method", "route", "status"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds", "Time to handle an HTTP request", ["method", "route"], registry=self.registry
+        )
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+def error_response(error: ServiceError, *, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response(error.body(), status=error.status, headers=headers)
+
+
+def route_name(request: web.Request) -> str:
+    """Return the route pattern (``/api/v1/accounts/{id}``), not the path, to keep label sets small."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Bind the request id, log one line per request and count it."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    route = route_name(request)
+    structlog.contextvars.bind_contextvars(request_id=request_id, method=request.method, route=route)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics = request.app.get(METRICS)
+        if metrics is not None and route not in {"/metrics", "/healthz"}:
+            metrics.requests.labels(request.method, route, str(status)).inc()
+            metrics.duration.labels(request.method, route).observe(elapsed)
+        log.info("request.finished", status=status, duration_ms=round(elapsed * 1000, 2), path=request.path)
+        structlog.contextvars.unbind_contextvars("request_id", "method", "route")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Turn every failure into a JSON error; only the unexpected ones are logged with a trace."""
+    try:
+        return await handler(request)
+    except ServiceError as error:
+        return error_response(error)
+    except web.HTTPException as http_error:
+        # Router and body-size errors keep their status but get a JSON body like every other error.
+        if http_error.status < 400:
+            raise
+        headers = {"Allow": http_error.headers["Allow"]} if "Allow" in http_error.headers else None
+        return json_response({"error": http_error.reason}, status=http_error.status, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("request.failed")
+        return error_response(ServiceError())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "service": request.app[SERVICE_NAME]})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Run every readiness check concurrently, each under a short timeout, and report each one."""
+    checks: list[tuple[str, ReadinessCheck]] = request.app[READINESS_CHECKS]
+    results = await asyncio.gather(*(_run_check(check) for _, check in checks))
+    report = {name: result for (name, _), result in zip(checks, results, strict=True)}
+    ready = all(result == "ok" for result in results)
+    return json_response({"ready": ready, "checks": report}, status=200 if ready else 503)
+
+
+async def _run_check(check: ReadinessCheck) -> str:
+    try:
+        await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return "timed out"
+    except Exception as error:  # noqa: BLE001 - a readiness probe reports every failure, it never raises
+        return f"failed: {type(error).__name__}"
+    return "ok"
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(*, service: str, client_max_size: int = 1024 * 1024) -> web.Application:
+    """Create an application with the shared middleware and the health and metrics routes."""
+    app = web.Application(
+        middlewares=[request_context_middleware, error_middleware],
+        client_max_size=client_max_size,
+    )
+    app[SERVICE_NAME] = service
+    app[READINESS_CHECKS] = []
+    app[METRICS] = RequestMetrics()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """Read a JSON or form body into a dict; an empty body is an empty dict.
+
+    Mastodon clients send forms (``a=1&b[]=x``) as often as JSON; both land here.
+    Array fields (``key[]``) are collected into lists under the bare key.
+    """
+    if not request.can_read_body:
+        return {}
+    if request.content_type == "application/json":
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise BadRequest("Request body is not valid JSON") from error
+        if not isinstance(data, dict):
+            raise BadRequest("Request body must be a JSON object")
+        return data
+    if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        try:
+            form = await request.post()
+        except UnicodeDecodeError as error:
+            raise BadRequest("Request body is not valid UTF-8") from error
+        except ValueError as error:
+            raise BadRequest("Request body is not a valid form") from error
+        return collect_params(form)
+    raw = await request.read()
+    if raw.strip():
+        raise BadRequest(f"Unsupported content type {request.content_type!r}: send JSON or a form")
+    return {}
+
+
+def collect_params(pairs: Any) -> dict[str, Any]:
+    """Fold a multidict into a dict: ``key[]`` fields become lists, other repeated keys keep the last value."""
+    result: dict[str, Any] = {}
+    for key, value in pairs.items():
+        if not isinstance(value, str):
+            continue  # uploaded files: no endpoint of ours takes one
+        if key.endswith("[]"):
+            result.setdefault(key[:-2], []).append(value)
+        else:
+            result[key] = value
+    return result
