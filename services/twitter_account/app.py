@@ -1,0 +1,58 @@
+"""The account service: accounts, credentials, OAuth apps, access tokens and the follow graph."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from twitter_account import views
+from twitter_account.tables import outbox
+from twitter_shared.outbox import OutboxReader
+from twitter_shared.runtime import ENGINE, SETTINGS, internal_auth_middleware, use_database, use_ids
+from twitter_shared.settings import ServiceName, Settings
+from twitter_shared.web import build_app
+
+ID = r"{id:\d+}"
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = build_app(service=ServiceName.ACCOUNT)
+    app[SETTINGS] = settings
+    app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
+    use_database(app, url=settings.database_url(ServiceName.ACCOUNT))
+    use_ids(app)
+    app.cleanup_ctx.append(_outbox_reader(settings))
+    add_routes(app.router)
+    return app
+
+
+def _outbox_reader(settings: Settings):  # noqa: ANN202 - aiohttp cleanup context
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[views.OUTBOX_READER] = OutboxReader(engine=app[ENGINE], outbox=outbox, poll_seconds=settings.outbox_poll_seconds)
+        yield
+
+    return context
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_post("/internal/apps", views.create_app)
+    router.add_post("/internal/tokens", views.grant_token)
+    router.add_post("/internal/tokens/revoke", views.revoke_token)
+    router.add_post("/internal/tokens/introspect", views.introspect)
+    router.add_post("/internal/accounts", views.register)
+    router.add_get("/internal/accounts", views.get_accounts)
+    router.add_get("/internal/accounts/lookup", views.lookup)
+    router.add_get("/internal/accounts/ids-by-username", views.ids_by_username)
+    router.add_get(f"/internal/accounts/{ID}", views.get_account)
+    router.add_patch(f"/internal/accounts/{ID}", views.update_profile)
+    router.add_delete(f"/internal/accounts/{ID}", views.delete_account)
+    router.add_post(f"/internal/accounts/{ID}/follow", views.follow)
+    router.add_post(f"/internal/accounts/{ID}/unfollow", views.unfollow)
+    router.add_get(f"/internal/accounts/{ID}/relationships", views.relationships)
+    router.add_get(f"/internal/accounts/{ID}/followers", views.followers)
+    router.add_get(f"/internal/accounts/{ID}/following", views.following)
+    router.add_get(f"/internal/accounts/{ID}/follower-ids", views.follower_ids)
+    router.add_get("/internal/follows", views.all_follows)
+    router.add_get("/internal/events", views.events)
+    router.add_get("/internal/stats", views.stats)

@@ -1,0 +1,48 @@
+"""Password hashing (argon2id) and random secrets stored only as hashes.
+
+Access tokens and client secrets are 256-bit random values; the database keeps
+their SHA-256, which is enough for values with that much entropy and lets a
+token be found by its hash in one indexed lookup. Passwords get argon2id, run in a
+worker thread because one hash takes tens of milliseconds of CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so a wrong username costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(_verify, password_hash or _DUMMY_HASH, password) and password_hash is not None
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_secret(secret: str, expected_hash: str) -> bool:
+    return hmac.compare_digest(secret_hash(secret), expected_hash)
