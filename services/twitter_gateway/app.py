@@ -1,0 +1,83 @@
+"""The gateway: the only public service, serving the Mastodon-compatible API on port 8080.
+
+It owns no data. It checks tokens, applies rate limits, calls the account, post
+and timeline services through the internal client, and assembles responses.
+Internal routes of the services are never routed here, so they cannot be reached
+from outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from twitter_gateway.auth import TOKENS, TokenChecker, optional_viewer
+from twitter_gateway.openapi import openapi_document
+from twitter_gateway.ratelimit import API_LIMITER, REGISTRATION_LIMITER, Decision, RateLimiter
+from twitter_gateway.routes import add_routes
+from twitter_gateway.views_instance import INSTANCE_STATS, InstanceStats
+from twitter_shared.errors import RateLimited, ServiceError
+from twitter_shared.runtime import SETTINGS, client, use_clients
+from twitter_shared.settings import ServiceName, Settings
+from twitter_shared.web import build_app, error_middleware, error_response
+
+# Public request bodies are small (a status is 500 characters); anything bigger is refused early.
+MAX_BODY_BYTES = 64 * 1024
+RATE_LIMITED_PREFIXES = ("/api/", "/oauth/")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = build_app(service=ServiceName.GATEWAY, client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    if settings.rate_limit_enabled:
+        # Between the request log and error mapping, so even error responses carry the headers.
+        app.middlewares.insert(app.middlewares.index(error_middleware), rate_limit_middleware)
+    app[API_LIMITER] = RateLimiter(limit=settings.rate_limit_requests, period_seconds=settings.rate_limit_period_seconds)
+    app[REGISTRATION_LIMITER] = RateLimiter(
+        limit=settings.registration_limit, period_seconds=settings.registration_period_seconds
+    )
+    app[INSTANCE_STATS] = InstanceStats()
+    use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST, ServiceName.TIMELINE])
+    app.cleanup_ctx.append(_token_checker)
+    add_routes(app.router)
+    app.router.add_get("/openapi.json", openapi_document)
+    return app
+
+
+async def _token_checker(app: web.Application) -> AsyncIterator[None]:
+    app[TOKENS] = TokenChecker(
+        accounts=client(app, ServiceName.ACCOUNT), cache_seconds=app[SETTINGS].token_cache_seconds
+    )
+    yield
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Count the request against its account (or its address without a valid token) and registrations per address."""
+    if not request.path.startswith(RATE_LIMITED_PREFIXES):
+        return await handler(request)
+    decision = request.app[API_LIMITER].hit(await _client_key(request))
+    if decision.allowed and request.method == "POST" and request.path == "/api/v1/accounts":
+        decision = _tighter(decision, request.app[REGISTRATION_LIMITER].hit(f"address:{request.remote}"))
+    if not decision.allowed:
+        return error_response(RateLimited(), headers=decision.headers())
+    response = await handler(request)
+    response.headers.update(decision.headers())
+    return response
+
+
+async def _client_key(request: web.Request) -> str:
+    try:
+        viewer = await optional_viewer(request)
+    except ServiceError:
+        viewer = None  # the handler reports the bad token; the limit falls on the address
+    if viewer is not None and viewer.account_id is not None:
+        return f"account:{viewer.account_id}"
+    return f"address:{request.remote}"
+
+
+def _tighter(first: Decision, second: Decision) -> Decision:
+    if not second.allowed or second.remaining < first.remaining:
+        return second
+    return first

@@ -1,0 +1,114 @@
+"""Access-token checks for the public API, with a short cache.
+
+The account service is the authority on tokens; the gateway asks it once per token
+and trusts the answer for ``token_cache_seconds``, which bounds how long a revoked
+token keeps working. Tokens are cached by their SHA-256, never in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from twitter_shared.client import InternalClient
+from twitter_shared.errors import Forbidden, Unauthorized
+
+CACHE_MAX_ENTRIES = 50_000
+VIEWER = "twitter_viewer"  # request-scoped cache key (per-request storage, not app state)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    account_id: int | None
+    app_id: int | None
+    scopes: frozenset[str]
+
+    def require_user(self) -> int:
+        if self.account_id is None:
+            raise Unauthorized("This method requires an authenticated user")
+        return self.account_id
+
+    def require_scope(self, *accepted: str) -> None:
+        """Pass when the token holds any of ``accepted`` or its top-level parent (``write`` covers ``write:statuses``)."""
+        for scope in accepted:
+            if scope in self.scopes or scope.split(":", 1)[0] in self.scopes:
+                return
+        raise Forbidden("This action is outside the authorized scopes")
+
+
+class TokenChecker:
+    def __init__(self, *, accounts: InternalClient, cache_seconds: float) -> None:
+        self.accounts = accounts
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Viewer | None]] = {}
+
+    async def check(self, token: str) -> Viewer:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            if cached[1] is None:
+                raise Unauthorized("The access token is invalid")
+            return cached[1]
+        try:
+            info = await self.accounts.post("/internal/tokens/introspect", body={"token": token}, idempotent=True)
+        except Unauthorized:
+            self._remember(key, None, now)
+            raise
+        viewer = Viewer(
+            account_id=int(info["account_id"]) if info["account_id"] else None,
+            app_id=int(info["app_id"]) if info["app_id"] else None,
+            scopes=frozenset(info["scopes"].split()),
+        )
+        self._remember(key, viewer, now)
+        return viewer
+
+    def _remember(self, key: str, viewer: Viewer | None, now: float) -> None:
+        if self.cache_seconds <= 0:
+            return
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) >= CACHE_MAX_ENTRIES:
+                self._cache.clear()
+        self._cache[key] = (now + self.cache_seconds, viewer)
+
+
+TOKENS = web.AppKey("tokens", TokenChecker)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("access_token") or None
+
+
+async def optional_viewer(request: web.Request) -> Viewer | None:
+    """Return the viewer behind the request's token, None without a token; a bad token is a 401."""
+    if VIEWER in request:
+        return request[VIEWER]
+    token = bearer_token(request)
+    viewer = None
+    if token is not None:
+        viewer = await request.app[TOKENS].check(token)
+    request[VIEWER] = viewer
+    return viewer
+
+
+async def require_viewer(request: web.Request) -> Viewer:
+    viewer = await optional_viewer(request)
+    if viewer is None:
+        raise Unauthorized("The access token is invalid")
+    return viewer
+
+
+async def require_user(request: web.Request, *scopes: str) -> int:
+    viewer = await require_viewer(request)
+    account_id = viewer.require_user()
+    if scopes:
+        viewer.require_scope(*scopes)
+    return account_id

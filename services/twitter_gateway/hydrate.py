@@ -1,0 +1,75 @@
+"""Batch look-ups that turn internal records into Mastodon entities.
+
+A page of statuses costs one account call and one stats call however many
+statuses and authors it has, and both go out concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from twitter_shared.errors import NotFound
+from twitter_gateway.render import account_entity, status_account_ids, status_entity
+from twitter_shared.runtime import client
+from twitter_shared.settings import ServiceName
+
+MAX_BATCH = 200
+
+
+def base_url(request: web.Request) -> str:
+    return str(request.url.origin())
+
+
+async def account_entities(
+    request: web.Request, account_ids: list[str] | set[str], *, with_source_for: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Fetch and render accounts by id; ids that no longer exist are absent from the result."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    accounts_client = client(request.app, ServiceName.ACCOUNT)
+    posts_client = client(request.app, ServiceName.POST)
+    batches = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
+    results = await asyncio.gather(
+        *(accounts_client.get("/internal/accounts", params={"ids": ",".join(batch)}) for batch in batches),
+        *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in batches),
+    )
+    accounts = [account for chunk in results[: len(batches)] for account in chunk]
+    stats: dict[str, Any] = {}
+    for chunk in results[len(batches) :]:
+        stats.update(chunk)
+    root = base_url(request)
+    return {
+        account["id"]: account_entity(
+            account, stats.get(account["id"]), base_url=root, with_source=account["id"] == with_source_for
+        )
+        for account in accounts
+    }
+
+
+async def account_entity_for(request: web.Request, account_id: int | str, *, with_source: bool = False) -> dict[str, Any]:
+    key = str(account_id)
+    found = await account_entities(request, [key], with_source_for=key if with_source else None)
+    if key not in found:
+        raise NotFound()
+    return found[key]
+
+
+async def status_entities(
+    request: web.Request, statuses: list[dict[str, Any]], *, with_text: bool = False
+) -> list[dict[str, Any]]:
+    """Render statuses in order, dropping any whose author has been deleted meanwhile."""
+    accounts = await account_entities(request, status_account_ids(statuses))
+    root = base_url(request)
+    rendered = (status_entity(status, accounts, base_url=root, with_text=with_text) for status in statuses)
+    return [entity for entity in rendered if entity is not None]
+
+
+async def status_entity_for(request: web.Request, status: dict[str, Any], *, with_text: bool = False) -> dict[str, Any]:
+    rendered = await status_entities(request, [status], with_text=with_text)
+    if not rendered:
+        raise NotFound()
+    return rendered[0]

@@ -1,0 +1,182 @@
+"""Mastodon entities (Account, Status, Relationship) built from the services' internal records.
+
+Internal records carry plain text and ids; this module adds what clients expect:
+HTML content with links and mentions, absolute URLs, RFC 3339 times with
+milliseconds, and the many fields this server has no feature for, set to the
+values Mastodon gives when a feature is unused.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+URL_PATTERN = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+MENTION_PATTERN = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})(?:@[A-Za-z0-9.-]+)?")
+DEFAULT_AVATAR = "/avatars/original/missing.png"
+DEFAULT_HEADER = "/headers/original/missing.png"
+
+
+def rfc3339(value: str | datetime | None) -> str | None:
+    """Format a time as ``2026-12-04T20:50:15.123Z``."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def text_to_html(text: str, *, base_url: str, mentions: dict[str, str] | None = None) -> str:
+    """Escape ``text`` and turn URLs and known mentions into links; blank lines split paragraphs."""
+    mentions = mentions or {}
+
+    def render_fragment(fragment: str) -> str:
+        pieces: list[str] = []
+        position = 0
+        for match in URL_PATTERN.finditer(fragment):
+            pieces.append(_mentions_to_html(fragment[position:match.start()], base_url, mentions))
+            url = html.escape(match.group(0))
+            pieces.append(f'<a href="{url}" rel="nofollow noopener noreferrer" target="_blank">{url}</a>')
+            position = match.end()
+        pieces.append(_mentions_to_html(fragment[position:], base_url, mentions))
+        return "".join(pieces)
+
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p]
+    return "".join(f"<p>{render_fragment(p).replace(chr(10), '<br />')}</p>" for p in paragraphs)
+
+
+def _mentions_to_html(fragment: str, base_url: str, mentions: dict[str, str]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for match in MENTION_PATTERN.finditer(fragment):
+        username = match.group(1)
+        if username.lower() not in mentions:
+            continue
+        pieces.append(html.escape(fragment[position:match.start()]))
+        href = html.escape(f"{base_url}/@{username}")
+        pieces.append(
+            f'<span class="h-card"><a href="{href}" class="u-url mention">@<span>{html.escape(username)}</span></a></span>'
+        )
+        position = match.end()
+    pieces.append(html.escape(fragment[position:]))
+    return "".join(pieces)
+
+
+def account_entity(
+    account: dict[str, Any], stats: dict[str, Any] | None, *, base_url: str, with_source: bool = False
+) -> dict[str, Any]:
+    stats = stats or {}
+    url = f"{base_url}/@{account['username']}"
+    created = datetime.fromisoformat(account["created_at"]).astimezone(UTC)
+    entity = {
+        "id": account["id"],
+        "username": account["username"],
+        "acct": account["username"],
+        "display_name": account["display_name"],
+        "locked": False,
+        "bot": False,
+        "discoverable": True,
+        "indexable": False,
+        "group": False,
+        # Mastodon reports account creation at day precision.
+        "created_at": rfc3339(created.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "note": text_to_html(account["note"], base_url=base_url) if account["note"] else "",
+        "url": url,
+        "uri": f"{base_url}/users/{account['username']}",
+        "avatar": base_url + DEFAULT_AVATAR,
+        "avatar_static": base_url + DEFAULT_AVATAR,
+        "header": base_url + DEFAULT_HEADER,
+        "header_static": base_url + DEFAULT_HEADER,
+        "followers_count": account["followers_count"],
+        "following_count": account["following_count"],
+        "statuses_count": stats.get("statuses_count", 0),
+        "last_status_at": stats.get("last_status_at"),
+        "hide_collections": False,
+        "noindex": False,
+        "emojis": [],
+        "roles": [],
+        "fields": [],
+    }
+    if with_source:
+        entity["source"] = {
+            "privacy": "public",
+            "sensitive": False,
+            "language": account.get("locale") or "en",
+            "note": account["note"],
+            "fields": [],
+            "follow_requests_count": 0,
+            "hide_collections": False,
+            "discoverable": True,
+            "indexable": False,
+        }
+    return entity
+
+
+def status_entity(
+    status: dict[str, Any],
+    accounts: dict[str, dict[str, Any]],
+    *,
+    base_url: str,
+    with_text: bool = False,
+) -> dict[str, Any] | None:
+    """Render a status; None when its author (or its reblog's author) is gone, so callers can drop it."""
+    account = accounts.get(status["account_id"])
+    if account is None:
+        return None
+    reblog = None
+    if status.get("reblog"):
+        reblog = status_entity(status["reblog"], accounts, base_url=base_url)
+        if reblog is None:
+            return None
+    mentions = {m["username"].lower(): m["id"] for m in status.get("mentions", [])}
+    url = f"{base_url}/@{account['username']}/{status['id']}"
+    entity = {
+        "id": status["id"],
+        "created_at": rfc3339(status["created_at"]),
+        "in_reply_to_id": status.get("in_reply_to_id"),
+        "in_reply_to_account_id": status.get("in_reply_to_account_id"),
+        "sensitive": bool(status.get("sensitive")),
+        "spoiler_text": status.get("spoiler_text") or "",
+        "visibility": status.get("visibility") or "public",
+        "language": status.get("language"),
+        "uri": f"{base_url}/users/{account['username']}/statuses/{status['id']}",
+        "url": None if reblog else url,
+        "replies_count": status.get("replies_count", 0),
+        "reblogs_count": status.get("reblogs_count", 0),
+        "favourites_count": status.get("favourites_count", 0),
+        "edited_at": status.get("edited_at"),
+        "favourited": bool(status.get("favourited")),
+        "reblogged": bool(status.get("reblogged")),
+        "muted": False,
+        "bookmarked": False,
+        "pinned": False,
+        "content": "" if reblog else text_to_html(status.get("text", ""), base_url=base_url, mentions=mentions),
+        "filtered": [],
+        "reblog": reblog,
+        "application": None,
+        "account": account,
+        "media_attachments": [],
+        "mentions": [
+            {"id": m["id"], "username": m["username"], "acct": m["username"], "url": f"{base_url}/@{m['username']}"}
+            for m in status.get("mentions", [])
+        ],
+        "tags": [],
+        "emojis": [],
+        "card": None,
+        "poll": None,
+    }
+    if with_text:
+        entity["text"] = status.get("text", "")
+    return entity
+
+
+def status_account_ids(statuses: list[dict[str, Any]]) -> set[str]:
+    ids: set[str] = set()
+    for status in statuses:
+        ids.add(status["account_id"])
+        if status.get("reblog"):
+            ids.add(status["reblog"]["account_id"])
+    return ids

@@ -1,0 +1,173 @@
+"""Public status endpoints: posting, reading, threads, favourites, reblogs and timelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from twitter_gateway.auth import optional_viewer, require_user
+from twitter_gateway.hydrate import status_entities, status_entity_for
+from twitter_gateway.links import pagination_link
+from twitter_shared.errors import NotFound, ValidationFailed
+from twitter_shared.pagination import PageRequest, parse_id, parse_page
+from twitter_shared.runtime import client
+from twitter_shared.settings import ServiceName
+from twitter_shared.web import json_response, read_json_object
+
+HOME_DEFAULT_LIMIT = 20
+HOME_MAX_LIMIT = 40
+# When statuses vanish between the timeline read and hydration, read further, at most this often.
+HOME_REFILL_ROUNDS = 3
+MAX_IDEMPOTENCY_KEY = 200
+BOOLEAN_FLAGS = {"exclude_replies", "exclude_reblogs", "only_media", "pinned"}
+
+
+def path_status_id(request: web.Request) -> int:
+    value = parse_id(request.match_info["id"], name="id")
+    if value is None:
+        raise NotFound()
+    return value
+
+
+def _viewer_params(account_id: int | None) -> dict[str, str]:
+    return {"viewer_id": str(account_id)} if account_id is not None else {}
+
+
+async def _viewer_id(request: web.Request) -> int | None:
+    viewer = await optional_viewer(request)
+    return viewer.account_id if viewer is not None else None
+
+
+async def post_status(request: web.Request) -> web.Response:
+    account_id = await require_user(request, "write:statuses")
+    fields = await read_json_object(request)
+    body: dict[str, Any] = {"account_id": str(account_id)}
+    for key in ("status", "in_reply_to_id", "visibility", "spoiler_text", "sensitive", "language"):
+        if fields.get(key) not in (None, ""):
+            body[key] = fields[key]
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+            raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        body["idempotency_key"] = key
+    # With a key the call may be retried safely: the post service returns the first status on a repeat.
+    result = await client(request.app, ServiceName.POST).post("/internal/statuses", body=body, idempotent=key is not None)
+    return json_response(await status_entity_for(request, result["status"]))
+
+
+async def get_status(request: web.Request) -> web.Response:
+    status_id = path_status_id(request)
+    status = await client(request.app, ServiceName.POST).get(
+        f"/internal/statuses/{status_id}", params=_viewer_params(await _viewer_id(request))
+    )
+    return json_response(await status_entity_for(request, status))
+
+
+async def delete_status(request: web.Request) -> web.Response:
+    account_id = await require_user(request, "write:statuses")
+    status_id = path_status_id(request)
+    status = await client(request.app, ServiceName.POST).delete(
+        f"/internal/statuses/{status_id}", params={"account_id": str(account_id)}
+    )
+    return json_response(await status_entity_for(request, status, with_text=True))
+
+
+async def status_context(request: web.Request) -> web.Response:
+    status_id = path_status_id(request)
+    context = await client(request.app, ServiceName.POST).get(
+        f"/internal/statuses/{status_id}/context", params=_viewer_params(await _viewer_id(request))
+    )
+    ancestors = await status_entities(request, context["ancestors"])
+    descendants = await status_entities(request, context["descendants"])
+    return json_response({"ancestors": ancestors, "descendants": descendants})
+
+
+def status_action(action: str, *scopes: str):  # noqa: ANN201 - returns an aiohttp handler
+    """Build the handler of ``POST /api/v1/statuses/:id/<action>``; these requests carry no body."""
+
+    async def handler(request: web.Request) -> web.Response:
+        account_id = await require_user(request, *scopes)
+        status_id = path_status_id(request)
+        status = await client(request.app, ServiceName.POST).post(
+            f"/internal/statuses/{status_id}/{action}",
+            body={"account_id": str(account_id)},
+            idempotent=action.startswith("un"),
+        )
+        return json_response(await status_entity_for(request, status))
+
+    return handler
+
+
+async def account_statuses(request: web.Request) -> web.Response:
+    viewer_id = await _viewer_id(request)
+    account_id = parse_id(request.match_info["id"], name="id")
+    page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
+    flags = {name: _flag(request, name) for name in BOOLEAN_FLAGS if name in request.query}
+    statuses = await client(request.app, ServiceName.POST).get(
+        f"/internal/accounts/{account_id}/statuses",
+        params={**page.as_params(), **_viewer_params(viewer_id), **{k: "true" if v else "false" for k, v in flags.items()}},
+    )
+    entities = await status_entities(request, statuses)
+    extra = {k: "true" if v else "false" for k, v in flags.items()}
+    headers = pagination_link(
+        request,
+        newest_cursor=statuses[0]["id"] if statuses else None,
+        oldest_cursor=statuses[-1]["id"] if statuses else None,
+        limit=page.limit,
+        extra=extra,
+    )
+    return json_response(entities, headers=headers)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "").lower()
+    if raw in {"1", "true", "on", "yes"}:
+        return True
+    if raw in {"0", "false", "off", "no", ""}:
+        return False
+    raise ValidationFailed(f"{name} must be true or false")
+
+
+async def home_timeline(request: web.Request) -> web.Response:
+    account_id = await require_user(request, "read:statuses")
+    page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
+    ids, statuses = await _read_home(request, account_id, page)
+    entities = await status_entities(request, statuses)
+    headers = pagination_link(
+        request,
+        newest_cursor=ids[0] if ids else None,
+        oldest_cursor=ids[-1] if ids else None,
+        limit=page.limit,
+    )
+    return json_response(entities, headers=headers)
+
+
+async def _read_home(request: web.Request, account_id: int, page: PageRequest) -> tuple[list[str], list[dict[str, Any]]]:
+    """Read timeline ids and their statuses; ids whose status was just deleted are skipped and refilled.
+
+    Returns the ids the page spans (for the Link cursors) and the statuses found.
+    """
+    timelines = client(request.app, ServiceName.TIMELINE)
+    posts = client(request.app, ServiceName.POST)
+    spanned: list[str] = []
+    found: list[dict[str, Any]] = []
+    current = page
+    for _ in range(HOME_REFILL_ROUNDS):
+        ids = await timelines.get(f"/internal/timelines/{account_id}", params=current.as_params())
+        if not ids:
+            break
+        statuses = await posts.get("/internal/statuses", params={"ids": ",".join(ids), "viewer_id": str(account_id)})
+        spanned.extend(ids)
+        found.extend(statuses)
+        if len(found) >= page.limit or len(ids) < current.limit:
+            break
+        missing = page.limit - len(found)
+        # Continue in the page's direction from the last id read.
+        if page.min_id is not None:
+            current = PageRequest(min_id=int(ids[0]), max_id=page.max_id, limit=missing)
+        else:
+            current = PageRequest(max_id=int(ids[-1]), since_id=page.since_id, limit=missing)
+    spanned.sort(key=int, reverse=True)
+    found.sort(key=lambda status: int(status["id"]), reverse=True)
+    return spanned, found[: page.limit]
