@@ -1,0 +1,1 @@
+"""Commands and tools around the services: the CLI, embedded runner, backups, loader."""

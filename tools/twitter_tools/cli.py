@@ -1,0 +1,61 @@
+"""The ``twitter-system`` command: one entry point, one subcommand per operation.
+
+Each subcommand lives in its own module that exposes ``add_arguments(parser)`` and
+``run(args, settings) -> int``. The modules import their heavy parts (service apps,
+HTTP clients) inside ``run``, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pydantic import ValidationError
+
+from twitter_shared.settings import Settings
+
+# name -> (module, one-line help)
+SUBCOMMANDS = {
+    "run": ("twitter_tools.embedded", "run all four services locally with SQLite (embedded mode)"),
+    "serve": ("twitter_tools.serve", "serve one service: account, post, timeline or gateway"),
+    "migrate": ("twitter_tools.migrate", "apply database migrations, one database after another"),
+    "backup": ("twitter_tools.backup", "dump every database that needs a backup into cold storage"),
+    "restore": ("twitter_tools.restore", "verify a backup's checksums, then restore it"),
+    "backup-scheduler": ("twitter_tools.scheduler", "run backups on a cron schedule, in the foreground"),
+    "rebuild-timelines": ("twitter_tools.rebuild", "regenerate every home timeline from posts and follows"),
+    "delete-account": ("twitter_tools.accounts", "delete an account with its tokens, follows and posts"),
+    "load": ("twitter_tools.loader", "load the bundled real dataset through the public API"),
+    "check": ("twitter_tools.checker", "compare home timelines with what the follow graph implies"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twitter-system", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue  # TODO: drop once every listed subcommand module exists
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(module_name=module_name)
+        module.add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"twitter-system: invalid settings:\n{error}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(args.module_name)
+    return module.run(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

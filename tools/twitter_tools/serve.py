@@ -1,0 +1,62 @@
+"""``twitter-system serve SERVICE``: run one service's HTTP server until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+
+import structlog
+from aiohttp import web
+
+from twitter_shared.logs import configure_logging
+from twitter_shared.migrate import MigrationError, upgrade
+from twitter_shared.settings import DATABASE_OWNERS, ServiceName, Settings
+
+log = structlog.get_logger()
+
+APP_FACTORIES = {
+    ServiceName.ACCOUNT: "twitter_account.app",
+    ServiceName.POST: "twitter_post.app",
+    ServiceName.TIMELINE: "twitter_timeline.app",
+    ServiceName.GATEWAY: "twitter_gateway.app",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service", choices=[str(name) for name in ServiceName], help="the service to serve")
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply the service's database migrations before serving (safe with replicas: runs under a lock)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    service = ServiceName(args.service)
+    configure_logging(service=service, log_format=settings.log_format, level=settings.log_level)
+    if settings.service_token is None:
+        log.error("serve.missing_setting", setting="TWITTER_SERVICE_TOKEN", action="set it; the service will not start")
+        return 2
+    if args.migrate and service in DATABASE_OWNERS:
+        try:
+            asyncio.run(upgrade(settings.database_url(service), history=service))
+        except MigrationError as error:
+            log.error("serve.migration_failed", error=str(error))
+            return 1
+    factory = importlib.import_module(APP_FACTORIES[service]).create_app
+    port = settings.listen_port(service)
+    log.info("serve.starting", host=settings.host, port=port)
+    try:
+        web.run_app(factory(settings), host=settings.host, port=port, print=None, access_log=None, shutdown_timeout=5)
+    except OSError as error:
+        log.error("serve.listen_failed", host=settings.host, port=port, error=str(error))
+        return 1
+    except Exception as error:  # noqa: BLE001 - a start-up failure exits non-zero for the supervisor
+        log.exception("serve.failed", error=repr(error))
+        return 1
+    log.info("serve.stopped")
+    return 0
+
+
