@@ -134,8 +134,8 @@ def test_backup_copies_contain_rows(embedded_data: Path, capsys: pytest.CaptureF
 def test_backup_copies_wal_database_with_uncheckpointed_rows(
     embedded_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A running service keeps its connection open in WAL mode; rows it committed
-    # may still be only in the -wal file, and the backup must contain them.
+    # A running service keeps its connection open in WAL mode, so rows it has
+    # committed may be only in the -wal file. The backup must contain them.
     with closing(sqlite3.connect(embedded_data / "post.db")) as live:
         live.execute("PRAGMA journal_mode=WAL")
         live.execute("PRAGMA wal_autocheckpoint=0")
@@ -289,6 +289,34 @@ def test_corrupted_database_fails_without_partial_folder(
 
     assert code == 1
     assert "post database" in err
+    assert backup_names(embedded_data / "backups") == []
+    assert hidden_folders(embedded_data / "backups") == []
+
+
+def break_index(database: Path) -> None:
+    """Point the index of a populated table at an empty index's pages, which integrity_check reports."""
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE INDEX posts_body ON posts (body)")
+        connection.execute("CREATE TABLE spare (value TEXT)")
+        connection.execute("CREATE INDEX spare_value ON spare (value)")
+        connection.commit()
+        (empty_root,) = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'spare_value'").fetchone()
+        connection.execute("PRAGMA writable_schema = ON")
+        connection.execute("UPDATE sqlite_master SET rootpage = ? WHERE name = 'posts_body'", (empty_root,))
+        connection.commit()
+
+
+def test_database_failing_integrity_check_is_not_a_good_backup(
+    embedded_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    break_index(embedded_data / "post.db")
+
+    code, _, err = run_cli(["backup"], capsys)
+
+    assert code == 1
+    assert "post dump" in err
+    assert "failed SQLite's integrity check" in err
+    assert "missing from index posts_body" in err
     assert backup_names(embedded_data / "backups") == []
     assert hidden_folders(embedded_data / "backups") == []
 

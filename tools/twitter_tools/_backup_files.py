@@ -61,7 +61,7 @@ class ManifestEntry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The contents of ``manifest.json``: what a backup holds and how to check it."""
+    """The contents of ``manifest.json``: the files of a backup and how to check them."""
 
     name: str
     created_at: str
@@ -188,8 +188,8 @@ def list_backups(folder: Path) -> list[Path]:
 
 
 def _age_key(backup: Path) -> tuple[str, str]:
-    # The name has whole seconds, so two backups taken within one second are
-    # told apart by the manifest's microseconds.
+    # The name has whole seconds, so the manifest's microseconds order two
+    # backups taken within one second.
     stamp = BACKUP_NAME.match(backup.name).group("stamp")  # type: ignore[union-attr]
     try:
         created_at = json.loads((backup / MANIFEST_NAME).read_text()).get("created_at", "")

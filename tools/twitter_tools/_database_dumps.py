@@ -46,9 +46,9 @@ DUMP_FILE_SUFFIXES = {POSTGRESQL: ".pgdump", SQLITE: ".sqlite3"}
 # has them too, through a wrapper, when the postgresql-client package is installed.
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 
-# libpq waits for an unreachable host as long as the kernel retries TCP (minutes);
-# a scheduled backup should fail and say so sooner. A PGCONNECT_TIMEOUT in the
-# environment wins.
+# libpq waits for an unreachable host as long as the kernel retries TCP (minutes),
+# and a scheduled backup should fail sooner. A PGCONNECT_TIMEOUT in the environment
+# takes precedence.
 CONNECT_TIMEOUT_SECONDS = "30"
 
 # asyncpg spells the TLS mode ``ssl``, libpq and psycopg spell it ``sslmode``.
@@ -58,7 +58,7 @@ TLS_MODE_ALIASES = {"true": "require", "false": "disable"}
 # How long an interrupted client program gets to cancel its query before SIGKILL.
 TERMINATE_GRACE_SECONDS = 5
 
-# The longest part of a client program's stderr that goes into an error message.
+# Maximum length of a client program's stderr quoted in an error message.
 MAX_ERROR_OUTPUT_CHARS = 400
 
 # A table line of ``pg_restore --list``: "215; 1259 16385 TABLE public accounts owner".
@@ -255,11 +255,12 @@ def _check_sqlite_copy(*, database: str, dump: Path) -> None:
             problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
             table_count = copy.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
     except sqlite3.Error as error:
-        raise BackupVerificationError(f"the {database} dump {dump} is not a readable SQLite database: {error}") from error
-    if problems != ["ok"]:
         raise BackupVerificationError(
-            f"the {database} dump {dump} failed SQLite's integrity check: {'; '.join(problems)[:MAX_ERROR_OUTPUT_CHARS]}"
-        )
+            f"the {database} dump {dump} is not a readable SQLite database: {error}"
+        ) from error
+    if problems != ["ok"]:
+        summary = "; ".join(problems)[:MAX_ERROR_OUTPUT_CHARS]
+        raise BackupVerificationError(f"the {database} dump {dump} failed SQLite's integrity check: {summary}")
     if table_count == 0:
         raise BackupVerificationError(
             f"the {database} dump {dump} contains no table: has the {database} database been migrated?"
@@ -352,10 +353,10 @@ def _run_client_program(
         try:
             stdout, stderr = process.communicate()
         except BaseException:
-            # Policy: an interrupted run (Ctrl-C, the scheduler's stop signal) stops
-            # the program with SIGTERM first, because pg_dump and pg_restore answer it
-            # by cancelling their query. SIGKILL alone would leave the server session
-            # running, waiting on locks and holding its snapshot.
+            # Policy: an interrupted run (Ctrl-C, the scheduler's stop signal) sends
+            # SIGTERM first, because pg_dump and pg_restore handle it by cancelling
+            # their query on the server. After SIGKILL alone the server session would
+            # keep running, waiting on locks and keeping its snapshot open.
             process.terminate()
             try:
                 process.wait(timeout=TERMINATE_GRACE_SECONDS)

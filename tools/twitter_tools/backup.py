@@ -27,7 +27,13 @@ from pathlib import Path
 import structlog
 
 from twitter_shared.settings import DATABASE_OWNERS, ServiceName, Settings
-from twitter_tools._backup_errors import BackupError, BackupUsageError, DumpError, report_failure, stop_signals_raise
+from twitter_tools._backup_errors import (
+    BackupError,
+    BackupUsageError,
+    DumpError,
+    report_failure,
+    stop_signals_raise,
+)
 from twitter_tools._backup_files import (
     PARTIAL_PREFIX,
     Manifest,
@@ -109,8 +115,8 @@ def create_backup(
 ) -> BackupResult:
     """Write one new backup into ``destination``, then prune all but the newest ``keep``.
 
-    Raises ``BackupError`` (or a subclass) on any failure; the destination then
-    holds exactly the backups it held before.
+    Raises ``BackupError`` (or a subclass) on any failure. The destination then
+    contains the same backups as before.
     """
     if keep < 1:
         raise BackupUsageError(f"the number of backups to keep must be at least 1, got {keep}")

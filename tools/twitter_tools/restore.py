@@ -1,10 +1,10 @@
 """``twitter-system restore``: verify a backup completely, then load it into the databases.
 
-Nothing is touched until the whole backup has passed verification: the manifest
-is well formed and lists the account and post databases, every file has the
-size and SHA-256 the manifest gives, each dump is a readable archive, and each
-dump's engine matches the configured database. Only then is each database
-restored, each in one transaction. The timeline database is not in a backup,
+No database is touched until the whole backup has passed verification. The
+manifest must be well formed and list the account and post databases. Every file
+must have the size and SHA-256 that the manifest gives. Each dump must be a
+readable archive whose engine matches the configured database. Only then is each
+database restored, each in one transaction. The timeline database is not in a backup,
 so the command ends by asking for ``twitter-system rebuild-timelines``.
 
 Stop the services before restoring: ``pg_restore --clean`` waits for their
@@ -25,7 +25,13 @@ from pathlib import Path
 import structlog
 
 from twitter_shared.settings import Settings
-from twitter_tools._backup_errors import BackupError, BackupVerificationError, RestoreError, report_failure, stop_signals_raise
+from twitter_tools._backup_errors import (
+    BackupError,
+    BackupVerificationError,
+    RestoreError,
+    report_failure,
+    stop_signals_raise,
+)
 from twitter_tools._backup_files import backup_folder_lock, latest_backup, resolve_backup, verify_backup
 from twitter_tools._database_dumps import DatabaseTarget, check_dump, database_target, restore_database
 from twitter_tools.backup import BACKED_UP_DATABASES
@@ -83,7 +89,7 @@ def restore_backup(*, settings: Settings, backup: Path, verify_only: bool = Fals
     targets = {owner.value: database_target(settings.database_url(owner)) for owner in BACKED_UP_DATABASES}
 
     # A backup run could prune this folder while it is being read, so restores
-    # take the same lock; read-only cold storage cannot be pruned and needs none.
+    # take the same lock. Read-only cold storage cannot be pruned and needs none.
     with backup_folder_lock(backup.parent, required=False):
         started = time.monotonic()
         manifest = verify_backup(backup, expected_databases=expected)
@@ -130,6 +136,6 @@ def restore_backup(*, settings: Settings, backup: Path, verify_only: bool = Fals
 def _check_fits(database: str, engine: str, target: DatabaseTarget) -> None:
     if engine != target.engine:
         raise BackupVerificationError(
-            f"the backup holds a {engine} dump of the {database} database, but the configured {database} "
+            f"the backup contains a {engine} dump of the {database} database, but the configured {database} "
             f"database is {target.engine}: restore it into a {engine} database"
         )

@@ -1,9 +1,9 @@
 """``twitter-system backup-scheduler``: run ``backup`` on a cron schedule, in the foreground.
 
 The schedule has the five standard cron fields (minute hour day-of-month month
-day-of-week), evaluated in UTC, parsed by croniter. Six fields put a seconds
-field first (``*/5 * * * * *`` is every five seconds); that form exists so
-tests and demos can watch the scheduler fire without waiting minutes.
+day-of-week), evaluated in UTC, parsed by croniter. A six-field schedule has a
+leading seconds field (``*/5 * * * * *`` is every five seconds). That form is
+meant for tests and demos, which cannot wait minutes for the scheduler to fire.
 
 The loop is written against a ``Clock`` and a "next run" function so tests can
 drive it with a fake clock. It logs each next run time, survives a failed
