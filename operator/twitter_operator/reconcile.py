@@ -59,15 +59,6 @@ class _Observed:
     budget_exhausted: bool = False
 
 
-def plain(value: Any) -> Any:
-    """Copy kopf's read-only mapping views into plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
-
-
 def matches(desired: Any, live: Any) -> bool:
     """Tell whether ``live`` already has every field of ``desired`` with the same value.
 
@@ -117,16 +108,20 @@ class Reconciler:
         Raises:
             ReconcileError: an API call failed; ``Degraded`` is set when the API allows it.
         """
-        system = plain(body)
-        metadata = system["metadata"]
-        key = (metadata["namespace"], metadata["name"])
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        metadata = body["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
         async with lock:
-            await self._reconcile_locked(system)
-
-    def forget(self, namespace: str, name: str) -> None:
-        """Drop the lock of a deleted resource."""
-        self._locks.pop((namespace, name), None)
+            # The body may be stale by now (another pass held the lock, or it came from a list),
+            # and acting on a deleted resource would recreate orphaned children.
+            try:
+                current = await self._client.get(TWITTER_SYSTEM, namespace, name)
+            except kube.KubeApiError as error:
+                raise ReconcileError(str(error)) from error
+            if current is None or (current.get("metadata") or {}).get("deletionTimestamp"):
+                self._locks.pop((namespace, name), None)
+                return
+            await self._reconcile_locked(current)
 
     async def _reconcile_locked(self, system: dict[str, Any]) -> None:
         metadata = system["metadata"]

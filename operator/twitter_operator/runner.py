@@ -81,6 +81,9 @@ def build_registry(*, reconciler: Reconciler, connect: Callable[[], kopf.Connect
         # kopf posts Events for every handler that succeeds; keep only its warnings and errors.
         settings.posting.level = logging.WARNING
         settings.peering.standalone = True
+        # Listing namespaces and CRDs would need cluster-wide rights the operator does not have;
+        # the namespaces it watches are named, and its one CRD is installed by the chart.
+        settings.scanning.disabled = True
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:

@@ -29,8 +29,13 @@ import attrs
 import kmock
 from kmock._internal import rendering
 
-# Resources the operator reads or writes, with the kind its lists report.
+# Resources the operator reads or writes, with the kind its lists report. kopf waits for
+# namespaces and CRDs to appear in discovery even when it is told not to scan them.
 RESOURCES = {
+    "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs={"get", "list", "watch"}),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": kmock.ResourceInfo(
+        kind="CustomResourceDefinition", namespaced=False, verbs={"get", "list", "watch"},
+    ),
     "twittersystem.dev/v1alpha1/twittersystems": kmock.ResourceInfo(
         kind="TwitterSystem", singular="twittersystem", namespaced=True,
         verbs={"get", "list", "watch", "patch", "create", "delete"}, subresources={"status"},
