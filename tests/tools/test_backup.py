@@ -20,7 +20,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from twitter_shared.settings import ServiceName
+from twitter_tools import backup as backup_command
 from twitter_tools import cli
+from twitter_tools import restore as restore_command
+from twitter_tools import scheduler as scheduler_command
 from twitter_tools._backup_errors import BackupUsageError
 from twitter_tools._backup_files import BACKUP_NAME, LOCK_NAME, MANIFEST_NAME, backup_folder_lock, list_backups
 from twitter_tools._database_dumps import PostgresTarget, SqliteTarget, database_target
@@ -63,6 +66,24 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     code = cli.main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture(autouse=True)
+def logging_setups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the commands' logging set-up instead of running it in the test process.
+
+    configure_logging caches loggers on first use and binds them to the stdout of
+    the moment, which would break capture_logs and write into a closed capture
+    stream in later tests. The subprocess tests run the real set-up.
+    """
+    services: list[str] = []
+
+    def record(*, service: str, log_format: object, level: str) -> None:
+        services.append(service)
+
+    for module in (backup_command, restore_command, scheduler_command):
+        monkeypatch.setattr(module, "configure_logging", record)
+    return services
 
 
 @pytest.fixture
@@ -109,6 +130,15 @@ def test_backup_writes_manifest_matching_files(embedded_data: Path, capsys: pyte
         assert entry["sha256"] == hashlib.sha256(dump.read_bytes()).hexdigest()
     assert sorted(path.name for path in backup.iterdir()) == ["account.sqlite3", MANIFEST_NAME, "post.sqlite3"]
     assert hidden_folders(backups_dir) == []
+
+
+def test_backup_configures_logging_as_backup(
+    embedded_data: Path, logging_setups: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(["backup"], capsys)
+
+    assert code == 0, err
+    assert logging_setups == ["backup"]
 
 
 def test_backup_skips_timeline_database(embedded_data: Path, capsys: pytest.CaptureFixture[str]) -> None:

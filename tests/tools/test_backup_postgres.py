@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import PostgresServer, PostgresUnavailable, free_port, running_postgres
-from tests.tools.test_backup import backup_names, hidden_folders, run_cli
+from tests.tools.test_backup import backup_names, hidden_folders, logging_setups, run_cli  # noqa: F401 - autouse fixture
 from twitter_tools._backup_files import MANIFEST_NAME
 
 pytestmark = pytest.mark.postgres

@@ -16,6 +16,7 @@ from tests.tools.test_backup import (
     POST_ROWS,
     backup_names,
     embedded_data,  # noqa: F401 - fixture
+    logging_setups,  # noqa: F401 - autouse fixture
     run_cli,
     sqlite_rows,
     twitter_environment,  # noqa: F401 - fixture

@@ -19,6 +19,7 @@ from tests.tools.test_backup import (
     backup_names,
     create_sqlite_databases,
     embedded_data,  # noqa: F401 - fixture
+    logging_setups,  # noqa: F401 - autouse fixture
     hidden_folders,
     run_cli,
     twitter_environment,  # noqa: F401 - fixture

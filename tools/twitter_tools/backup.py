@@ -26,6 +26,7 @@ from pathlib import Path
 
 import structlog
 
+from twitter_shared.logs import configure_logging
 from twitter_shared.settings import DATABASE_OWNERS, ServiceName, Settings
 from twitter_tools._backup_errors import (
     BackupError,
@@ -83,6 +84,7 @@ def positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(service="backup", log_format=settings.log_format, level=settings.log_level)
     try:
         with stop_signals_raise():
             create_backup(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import structlog
 
+from twitter_shared.logs import configure_logging
 from twitter_shared.settings import Settings
 from twitter_tools._backup_errors import (
     BackupError,
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(service="restore", log_format=settings.log_format, level=settings.log_level)
     folder = args.dest or settings.backup_folder()
     try:
         backup = latest_backup(folder) if args.latest else resolve_backup(args.backup, folder=folder)

@@ -26,6 +26,7 @@ from typing import Protocol
 import structlog
 from croniter import CroniterError, croniter
 
+from twitter_shared.logs import configure_logging
 from twitter_shared.settings import Settings
 from twitter_tools._backup_errors import BackupError, BackupUsageError, report_failure
 from twitter_tools.backup import create_backup, positive_int
@@ -151,6 +152,7 @@ class _StopDuringBackup(BaseException):
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(service="backup-scheduler", log_format=settings.log_format, level=settings.log_level)
     try:
         schedule = CronSchedule(args.schedule or settings.backup_schedule)
     except ScheduleError as error:
