@@ -1,0 +1,98 @@
+"""Build the internal status entity (``S``) from rows, in batches, with the viewer's flags.
+
+The gateway turns ``S`` into Mastodon's Status; this module only gathers what it
+needs in a fixed number of queries per batch, whatever the batch size: the
+statuses, the originals of reblogs, their mentions and the viewer's favourites
+and reblogs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from twitter_post.tables import favourites, mentions, statuses
+
+
+def rfc3339(moment: datetime) -> str:
+    """Format a time as RFC 3339 UTC with milliseconds; SQLite hands back naive UTC times."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    utc = aware.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _id_or_none(value: int | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+async def load_rows(connection: AsyncConnection, status_ids: list[int]) -> dict[int, Row]:
+    if not status_ids:
+        return {}
+    rows = await connection.execute(select(statuses).where(statuses.c.id.in_(set(status_ids))))
+    return {row.id: row for row in rows}
+
+
+async def render(
+    connection: AsyncConnection, status_ids: list[int], *, viewer_id: int | None
+) -> dict[int, dict[str, Any]]:
+    """Return ``{id: S}`` for the ids that exist; reblogs carry their original under ``reblog``."""
+    rows = await load_rows(connection, status_ids)
+    missing_originals = [row.reblog_of_id for row in rows.values() if row.reblog_of_id and row.reblog_of_id not in rows]
+    rows.update(await load_rows(connection, missing_originals))
+    if not rows:
+        return {}
+    all_ids = list(rows)
+
+    mentioned: dict[int, list[dict[str, str]]] = {}
+    mention_rows = await connection.execute(
+        select(mentions.c.status_id, mentions.c.account_id, mentions.c.username)
+        .where(mentions.c.status_id.in_(all_ids))
+        .order_by(mentions.c.status_id, mentions.c.username)
+    )
+    for row in mention_rows:
+        mentioned.setdefault(row.status_id, []).append({"id": str(row.account_id), "username": row.username})
+
+    favourited: set[int] = set()
+    reblogged: set[int] = set()
+    if viewer_id is not None:
+        favourited = set(
+            await connection.scalars(
+                select(favourites.c.status_id).where(favourites.c.account_id == viewer_id, favourites.c.status_id.in_(all_ids))
+            )
+        )
+        reblogged = set(
+            await connection.scalars(
+                select(statuses.c.reblog_of_id).where(statuses.c.account_id == viewer_id, statuses.c.reblog_of_id.in_(all_ids))
+            )
+        )
+
+    def entity(row: Row) -> dict[str, Any]:
+        original = rows.get(row.reblog_of_id) if row.reblog_of_id else None
+        # A reblog's own flags repeat the original's: clients read them from either.
+        flag_id = original.id if original is not None else row.id
+        return {
+            "id": str(row.id),
+            "account_id": str(row.account_id),
+            "text": row.text,
+            "created_at": rfc3339(row.created_at),
+            "in_reply_to_id": _id_or_none(row.in_reply_to_id),
+            "in_reply_to_account_id": _id_or_none(row.in_reply_to_account_id),
+            "reblog_of_id": _id_or_none(row.reblog_of_id),
+            "reblog": entity(original) if original is not None else None,
+            "visibility": row.visibility,
+            "spoiler_text": row.spoiler_text,
+            "sensitive": bool(row.sensitive),
+            "language": row.language,
+            "mentions": mentioned.get(row.id, []),
+            "replies_count": row.replies_count,
+            "reblogs_count": row.reblogs_count,
+            "favourites_count": row.favourites_count,
+            "favourited": flag_id in favourited,
+            "reblogged": flag_id in reblogged,
+            "edited_at": None,
+        }
+
+    return {row_id: entity(rows[row_id]) for row_id in status_ids if row_id in rows}

@@ -1,0 +1,225 @@
+"""Internal HTTP handlers of the post service; the gateway and the timeline service call them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from twitter_post import store
+from twitter_post.text import check_text, mentioned_names
+from twitter_post.tables import consumer_cursors
+from twitter_shared.client import InternalClient
+from twitter_shared.consumer import read_cursor
+from twitter_shared.database import read_only
+from twitter_shared.errors import ValidationFailed
+from twitter_shared.outbox import OutboxReader
+from twitter_shared.pagination import parse_id, parse_page
+from twitter_shared.runtime import ENGINE, IDS, SETTINGS, client
+from twitter_shared.settings import ServiceName
+from twitter_shared.web import json_response, read_json_object
+
+OUTBOX_READER = web.AppKey("outbox_reader", OutboxReader)
+MAX_BATCH_IDS = 200
+DEFAULT_PAGE = 20
+MAX_PAGE = 40
+DEFAULT_REFS = 800
+MAX_REFS = 5000
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+MAX_IDEMPOTENCY_KEY = 200
+MAX_LANGUAGE = 16
+TRUE_VALUES = {"1", "true", "True", "on", "yes"}
+# Above any outbox position: asks an outbox for its head without reading events.
+BEYOND_ANY_POSITION = 1 << 62
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    value = parse_id(request.match_info[name], name=name)
+    assert value is not None  # the route pattern only matches non-empty segments
+    return value
+
+
+def query_ids(request: web.Request, name: str = "ids") -> list[int]:
+    raw = request.query.get(name, "")
+    values = [parse_id(part, name=name) for part in raw.split(",") if part]
+    if len(values) > MAX_BATCH_IDS:
+        raise ValidationFailed(f"at most {MAX_BATCH_IDS} ids per request")
+    return [value for value in values if value is not None]
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "") in TRUE_VALUES
+
+
+def query_limit(request: web.Request, *, default: int, maximum: int) -> int:
+    raw = request.query.get("limit", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationFailed("limit must be a positive integer")
+    return min(int(raw), maximum)
+
+
+def viewer(request: web.Request) -> int | None:
+    return parse_id(request.query.get("viewer_id"), name="viewer_id")
+
+
+def body_id(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{name} must be a numeric id")
+    return parse_id(value, name=name)
+
+
+def required_account(body: dict[str, Any]) -> int:
+    account_id = body_id(body, "account_id")
+    if account_id is None:
+        raise ValidationFailed("account_id is required")
+    return account_id
+
+
+def _optional_text(body: dict[str, Any], name: str, *, max_length: int | None = None) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or (max_length is not None and len(value) > max_length):
+        limit = f" of at most {max_length} characters" if max_length is not None else ""
+        raise ValidationFailed(f"{name} must be a text{limit}")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    return value is True or value in TRUE_VALUES or value == 1
+
+
+async def _new_status(request: web.Request, body: dict[str, Any]) -> store.NewStatus:
+    """Validate the request fields, then resolve mentions through the account service."""
+    account_id = required_account(body)
+    spoiler_text = _optional_text(body, "spoiler_text") or ""
+    text = check_text(body.get("status"), spoiler_text=spoiler_text)
+    visibility = body.get("visibility") or "public"
+    if visibility not in VISIBILITIES:
+        raise ValidationFailed(f"Validation failed: visibility must be one of {', '.join(VISIBILITIES)}")
+    key = _optional_text(body, "idempotency_key", max_length=MAX_IDEMPOTENCY_KEY)
+
+    names = mentioned_names(text, local_domain=request.app[SETTINGS].instance_domain)
+    found: dict[str, str] = {}
+    if names:
+        accounts: InternalClient = client(request.app, ServiceName.ACCOUNT)
+        found = await accounts.get("/internal/accounts/ids-by-username", params={"usernames": ",".join(names)})
+    mentioned = {int(found[name.lower()]): name for name in names if name.lower() in found}
+
+    return store.NewStatus(
+        account_id=account_id,
+        text=text,
+        in_reply_to_id=body_id(body, "in_reply_to_id"),
+        visibility=visibility,
+        spoiler_text=spoiler_text,
+        sensitive=_flag(body.get("sensitive")),
+        language=_optional_text(body, "language", max_length=MAX_LANGUAGE) or None,
+        mentions=mentioned,
+        idempotency_key=key or None,
+    )
+
+
+async def create_status(request: web.Request) -> web.Response:
+    new = await _new_status(request, await read_json_object(request))
+    status, created = await store.create_status(request.app[ENGINE], request.app[IDS], new)
+    if created:
+        request.app[OUTBOX_READER].notify()
+    return json_response({"status": status, "created": created})
+
+
+async def get_statuses(request: web.Request) -> web.Response:
+    return json_response(await store.get_statuses(request.app[ENGINE], query_ids(request), viewer_id=viewer(request)))
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return json_response(await store.get_status(request.app[ENGINE], path_id(request), viewer_id=viewer(request)))
+
+
+async def delete_status(request: web.Request) -> web.Response:
+    account_id = parse_id(request.query.get("account_id"), name="account_id")
+    if account_id is None:
+        raise ValidationFailed("account_id is required")
+    status = await store.delete_status(request.app[ENGINE], path_id(request), account_id=account_id)
+    request.app[OUTBOX_READER].notify()
+    return json_response(status)
+
+
+async def context(request: web.Request) -> web.Response:
+    return json_response(await store.context(request.app[ENGINE], path_id(request), viewer_id=viewer(request)))
+
+
+async def favourite(request: web.Request) -> web.Response:
+    account_id = required_account(await read_json_object(request))
+    return json_response(await store.favourite(request.app[ENGINE], path_id(request), account_id=account_id))
+
+
+async def unfavourite(request: web.Request) -> web.Response:
+    account_id = required_account(await read_json_object(request))
+    return json_response(await store.unfavourite(request.app[ENGINE], path_id(request), account_id=account_id))
+
+
+async def reblog(request: web.Request) -> web.Response:
+    account_id = required_account(await read_json_object(request))
+    status = await store.reblog(request.app[ENGINE], request.app[IDS], path_id(request), account_id=account_id)
+    request.app[OUTBOX_READER].notify()
+    return json_response(status)
+
+
+async def unreblog(request: web.Request) -> web.Response:
+    account_id = required_account(await read_json_object(request))
+    status = await store.unreblog(request.app[ENGINE], path_id(request), account_id=account_id)
+    request.app[OUTBOX_READER].notify()
+    return json_response(status)
+
+
+async def account_statuses(request: web.Request) -> web.Response:
+    # This service stores no media and no pinned statuses, so those listings are empty.
+    if query_flag(request, "pinned") or query_flag(request, "only_media"):
+        return json_response([])
+    page = parse_page(request.query, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
+    filters = store.AccountStatusFilter(
+        exclude_replies=query_flag(request, "exclude_replies"), exclude_reblogs=query_flag(request, "exclude_reblogs")
+    )
+    statuses = await store.account_statuses(
+        request.app[ENGINE], path_id(request), page=page, filters=filters, viewer_id=viewer(request)
+    )
+    return json_response(statuses)
+
+
+async def account_stats(request: web.Request) -> web.Response:
+    return json_response(await store.account_stats_for(request.app[ENGINE], query_ids(request)))
+
+
+async def account_status_refs(request: web.Request) -> web.Response:
+    limit = query_limit(request, default=DEFAULT_REFS, maximum=MAX_REFS)
+    return json_response(await store.account_status_refs(request.app[ENGINE], path_id(request), limit=limit))
+
+
+async def status_refs(request: web.Request) -> web.Response:
+    after = parse_id(request.query.get("after_id"), name="after_id") or 0
+    limit = query_limit(request, default=1000, maximum=MAX_REFS)
+    return json_response(await store.status_refs_after(request.app[ENGINE], after_id=after, limit=limit))
+
+
+async def instance_stats(request: web.Request) -> web.Response:
+    return json_response(await store.instance_stats(request.app[ENGINE]))
+
+
+async def events(request: web.Request) -> web.Response:
+    return await request.app[OUTBOX_READER].handle(request)
+
+
+async def progress(request: web.Request) -> web.Response:
+    """Report the account-outbox consumer's cursor against that outbox's head."""
+    async with read_only(request.app[ENGINE]) as connection:
+        cursor = await read_cursor(connection, consumer_cursors, ServiceName.ACCOUNT)
+    answer = await client(request.app, ServiceName.ACCOUNT).get("/internal/events", params={"after": BEYOND_ANY_POSITION, "limit": 1})
+    head = int(answer["head"])
+    return json_response({"account": cursor, "account_head": head, "caught_up": cursor >= head})

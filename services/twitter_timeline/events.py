@@ -1,0 +1,75 @@
+"""Apply the account and post outboxes to the home timelines.
+
+The two outboxes are not ordered with respect to each other, so each event is
+written to give the right result whichever comes first: a follow merges the
+followee's statuses that exist now (so a post whose event is still on its way
+is either merged now or fanned out later over the mirror), an unfollow removes
+what is there, and the fan-out reads the mirror as it is. Batches of the two
+consumers never run side by side (``serialise_batches``), which closes the window
+between a merge's read of the post service and its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from twitter_shared.client import InternalClient
+from twitter_shared.outbox import Event
+from twitter_timeline import store
+from twitter_timeline.store import StatusRef
+
+log = structlog.get_logger()
+
+# Followees whose recent statuses are fetched at once for a batch of follows.
+PARALLEL_MERGE_READS = 16
+
+
+async def recent_statuses(posts: InternalClient, account_id: int, *, limit: int) -> list[StatusRef]:
+    refs = await posts.get(f"/internal/accounts/{account_id}/status-refs", params={"limit": limit})
+    return [StatusRef.from_json(ref) for ref in refs]
+
+
+class TimelineEvents:
+    """The ``apply`` callbacks of the two consumers, with what they need to reach the post service."""
+
+    def __init__(self, *, posts: InternalClient, cap: int) -> None:
+        self.posts = posts
+        self.cap = cap
+
+    async def apply_account_events(self, connection: AsyncConnection, events: list[Event]) -> None:
+        await store.serialise_batches(connection)
+        recent = await self._recent_of_followees(events)
+        for event in events:
+            payload = event.payload
+            if event.kind == "follow.created":
+                followee_id = int(payload["followee_id"])
+                await store.add_follow(
+                    connection, follower_id=int(payload["follower_id"]), followee_id=followee_id, recent=recent[followee_id]
+                )
+            elif event.kind == "follow.deleted":
+                await store.remove_follow(
+                    connection, follower_id=int(payload["follower_id"]), followee_id=int(payload["followee_id"])
+                )
+            elif event.kind == "account.deleted":
+                await store.remove_account(connection, int(payload["account_id"]))
+
+    async def _recent_of_followees(self, events: list[Event]) -> dict[int, list[StatusRef]]:
+        followees = list(dict.fromkeys(int(e.payload["followee_id"]) for e in events if e.kind == "follow.created"))
+        recent: dict[int, list[StatusRef]] = {}
+        for start in range(0, len(followees), PARALLEL_MERGE_READS):
+            group = followees[start : start + PARALLEL_MERGE_READS]
+            answers = await asyncio.gather(*(recent_statuses(self.posts, f, limit=self.cap) for f in group))
+            recent.update(zip(group, answers, strict=True))
+        return recent
+
+    async def apply_post_events(self, connection: AsyncConnection, events: list[Event]) -> None:
+        await store.serialise_batches(connection)
+        for event in events:
+            payload = event.payload
+            if event.kind == "status.created":
+                await store.fan_out(connection, StatusRef.from_json(payload))
+            elif event.kind == "status.deleted":
+                await store.remove_status(connection, int(payload["id"]))

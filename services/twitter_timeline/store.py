@@ -1,0 +1,163 @@
+"""Home timeline storage: fan-out, merges and removals, pages, and the per-owner cap.
+
+Every write is idempotent (``ON CONFLICT DO NOTHING`` inserts, deletes by key)
+because an event batch is replayed after a crash. The cap is enforced by a
+periodic trim over the owners above it, not on each fan-out, so a post costs one
+INSERT ... SELECT however many followers its author has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, delete, func, literal, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from twitter_shared.database import read_only, transaction
+from twitter_shared.pagination import PageRequest
+from twitter_timeline.tables import follow_mirror, home_entries
+
+# Arbitrary but fixed: the advisory lock that serialises the two consumers' batches on PostgreSQL.
+APPLY_LOCK_KEY = 7_411_101
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One status in one home timeline."""
+
+    owner_id: int
+    status_id: int
+    author_id: int
+    reblog_of_id: int | None
+
+    def row(self) -> dict[str, int | None]:
+        return {
+            "owner_id": self.owner_id,
+            "status_id": self.status_id,
+            "author_id": self.author_id,
+            "reblog_of_id": self.reblog_of_id,
+        }
+
+
+@dataclass(frozen=True)
+class StatusRef:
+    """A status as the post service lists it for fan-out: id, author, original if a reblog."""
+
+    status_id: int
+    author_id: int
+    reblog_of_id: int | None
+
+    @classmethod
+    def from_json(cls, data: dict) -> StatusRef:
+        reblog_of = data.get("reblog_of_id")
+        return cls(int(data["id"]), int(data["account_id"]), int(reblog_of) if reblog_of is not None else None)
+
+
+def _insert_ignoring_duplicates(connection: AsyncConnection, table):  # noqa: ANN001, ANN202 - both dialects' Insert
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+async def serialise_batches(connection: AsyncConnection) -> None:
+    """Make the caller's transaction the only batch in progress until it ends.
+
+    A follow's merge reads the post service and a post's fan-out reads the mirror;
+    run side by side, a post made between the merge's read and the mirror's commit
+    would reach neither. On SQLite the lease renewal that opens each batch already
+    holds the database's single write lock; PostgreSQL needs this advisory lock.
+    """
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPLY_LOCK_KEY})
+
+
+async def insert_entries(connection: AsyncConnection, entries: list[Entry]) -> None:
+    if entries:
+        await connection.execute(_insert_ignoring_duplicates(connection, home_entries), [e.row() for e in entries])
+
+
+async def fan_out(connection: AsyncConnection, ref: StatusRef) -> None:
+    """Put a new status into its author's timeline and every follower's, in two statements."""
+    await insert_entries(connection, [Entry(ref.author_id, ref.status_id, ref.author_id, ref.reblog_of_id)])
+    followers = select(
+        follow_mirror.c.follower_id,
+        literal(ref.status_id, BigInteger),
+        literal(ref.author_id, BigInteger),
+        literal(ref.reblog_of_id, BigInteger),
+    ).where(follow_mirror.c.followee_id == ref.author_id)
+    statement = _insert_ignoring_duplicates(connection, home_entries).from_select(
+        ["owner_id", "status_id", "author_id", "reblog_of_id"], followers
+    )
+    await connection.execute(statement)
+
+
+async def remove_status(connection: AsyncConnection, status_id: int) -> None:
+    await connection.execute(delete(home_entries).where(home_entries.c.status_id == status_id))
+
+
+async def add_follow(connection: AsyncConnection, *, follower_id: int, followee_id: int, recent: list[StatusRef]) -> None:
+    """Mirror a follow and merge the followee's recent statuses into the follower's timeline."""
+    await connection.execute(
+        _insert_ignoring_duplicates(connection, follow_mirror).values(follower_id=follower_id, followee_id=followee_id)
+    )
+    await insert_entries(connection, [Entry(follower_id, r.status_id, r.author_id, r.reblog_of_id) for r in recent])
+
+
+async def remove_follow(connection: AsyncConnection, *, follower_id: int, followee_id: int) -> None:
+    """Forget a follow and take the followee's statuses and reblogs out of the follower's timeline."""
+    await connection.execute(
+        delete(follow_mirror).where(follow_mirror.c.follower_id == follower_id, follow_mirror.c.followee_id == followee_id)
+    )
+    await connection.execute(
+        delete(home_entries).where(home_entries.c.owner_id == follower_id, home_entries.c.author_id == followee_id)
+    )
+
+
+async def remove_account(connection: AsyncConnection, account_id: int) -> None:
+    """Remove a deleted account's follows, its own timeline and its statuses from every timeline."""
+    await connection.execute(
+        delete(follow_mirror).where((follow_mirror.c.follower_id == account_id) | (follow_mirror.c.followee_id == account_id))
+    )
+    await connection.execute(delete(home_entries).where(home_entries.c.owner_id == account_id))
+    await connection.execute(delete(home_entries).where(home_entries.c.author_id == account_id))
+
+
+async def timeline_page(engine: AsyncEngine, owner_id: int, *, page: PageRequest) -> list[str]:
+    async with read_only(engine) as connection:
+        query = page.apply(select(home_entries.c.status_id).where(home_entries.c.owner_id == owner_id), home_entries.c.status_id)
+        status_ids = list(await connection.scalars(query))
+    return [str(status_id) for status_id in page.newest_first(status_ids)]
+
+
+async def owners_over_cap(engine: AsyncEngine, *, cap: int) -> list[int]:
+    async with read_only(engine) as connection:
+        rows = await connection.scalars(
+            select(home_entries.c.owner_id).group_by(home_entries.c.owner_id).having(func.count() > cap)
+        )
+        return list(rows)
+
+
+async def trim_owner(engine: AsyncEngine, owner_id: int, *, cap: int) -> int:
+    """Delete the owner's entries older than its ``cap`` newest; return how many went."""
+    async with transaction(engine) as connection:
+        oldest_kept = await connection.scalar(
+            select(home_entries.c.status_id)
+            .where(home_entries.c.owner_id == owner_id)
+            .order_by(home_entries.c.status_id.desc())
+            .offset(cap - 1)
+            .limit(1)
+        )
+        if oldest_kept is None:
+            return 0
+        trimmed = await connection.execute(
+            delete(home_entries).where(home_entries.c.owner_id == owner_id, home_entries.c.status_id < oldest_kept)
+        )
+    return trimmed.rowcount
+
+
+async def trim_timelines(engine: AsyncEngine, *, cap: int) -> int:
+    """Cut every timeline above ``cap`` back to its newest ``cap`` entries; return entries removed."""
+    removed = 0
+    for owner_id in await owners_over_cap(engine, cap=cap):
+        removed += await trim_owner(engine, owner_id, cap=cap)
+    return removed
