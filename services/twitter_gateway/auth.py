@@ -17,7 +17,6 @@ from twitter_shared.client import InternalClient
 from twitter_shared.errors import Forbidden, Unauthorized
 
 CACHE_MAX_ENTRIES = 50_000
-VIEWER = "twitter_viewer"  # request-scoped cache key (per-request storage, not app state)
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,8 @@ class TokenChecker:
 
 
 TOKENS = web.AppKey("tokens", TokenChecker)
+# The viewer is resolved once per request, by the rate limiter or the handler, whichever asks first.
+VIEWER = web.RequestKey("viewer", object)
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -45,7 +45,7 @@ class LogFormat(enum.StrEnum):
 class Settings(BaseSettings):
     """Settings shared by all services; each process uses the part it needs."""
 
-    model_config = SettingsConfigDict(env_prefix="TWITTER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="TWITTER_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     data_dir: Path = Field(
         DEFAULT_DATA_DIR,
@@ -117,7 +117,10 @@ class Settings(BaseSettings):
         None, description="Cold-storage folder for backups; default backups/ under the data folder."
     )
     backup_keep: int = Field(6, ge=1, description="Backups kept; older ones are pruned after a good backup.")
-    backup_schedule: str = Field("0 */4 * * *", description="Cron schedule of the backup scheduler.")
+    backup_schedule: str = Field(
+        "0 */4 * * *",
+        description="Cron schedule of the backup scheduler, in UTC: five fields, or six with a leading seconds field (for tests).",
+    )
 
     @field_validator("log_level")
     @classmethod

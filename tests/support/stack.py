@@ -69,7 +69,7 @@ class DatabaseTemplates:
                 urls[owner] = f"sqlite+aiosqlite:///{target}"
             else:
                 name = f"t_{owner}_{uuid.uuid4().hex[:12]}"
-                self.postgres.psql(f'CREATE DATABASE "{name}" TEMPLATE "template_{owner}"')
+                self.postgres.psql(f'CREATE DATABASE "{name}" TEMPLATE "template_{owner}" STRATEGY FILE_COPY')
                 urls[owner] = self.postgres.url(name)
         return urls
 
