@@ -36,6 +36,7 @@ SERVICE_UID = 10001
 # The official postgres image's postgres user.
 POSTGRES_UID = 999
 BACKUP_MOUNT = "/backups"
+TOOLS_IMAGE = "tools"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,8 +416,8 @@ def _backup_cron_job(owner: Owner, spec: TwitterSystemSpec) -> dict[str, Any]:
     env.extend(_database_url_env(owner, spec, database) for database in BACKED_UP_DATABASES)
     container: dict[str, Any] = {
         "name": "backup",
-        # Every service image carries the whole CLI; the account image is used for backups.
-        "image": spec.image.for_service(ServiceName.ACCOUNT),
+        # `backup` runs pg_dump, which only the tools image carries (compose/Dockerfile).
+        "image": spec.image.for_component(TOOLS_IMAGE),
         "imagePullPolicy": spec.image.pull_policy,
         "command": ["twitter-system", "backup"],
         "env": env,

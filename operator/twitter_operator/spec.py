@@ -56,7 +56,11 @@ class ImageSpec(_Model):
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", alias="pullPolicy")
 
     def for_service(self, service: ServiceName) -> str:
-        return f"{self.repository}-{service}:{self.tag}"
+        return self.for_component(str(service))
+
+    def for_component(self, component: str) -> str:
+        """Name the image of ``component``: a service, or ``tools`` (the CLI with PostgreSQL's client programs)."""
+        return f"{self.repository}-{component}:{self.tag}"
 
 
 class AutoscalingSpec(_Model):

@@ -11,7 +11,10 @@ the deletion tests need the garbage collector, so this subclass adds them:
   outside the ``status`` subresource;
 - list: ``kind`` and ``apiVersion``;
 - delete: every object whose owner reference names the deleted ``uid`` is deleted
-  too, recursively, as the garbage collector's background propagation does.
+  too, recursively, as the garbage collector's background propagation does;
+- create: an object whose owners are all gone already (a controller that raced
+  with the deletion) is deleted at once, as the garbage collector does with
+  dangling owner references.
 
 It does not apply CRD defaults or validate against schemas; the chart tests check the
 schema, and the operator applies the same defaults itself.
@@ -94,7 +97,22 @@ class ClusterEmulator(kmock.KubernetesEmulator):
 
         if deleted_uid is not None:
             await self._collect_garbage(deleted_uid)
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            await self._collect_orphan(request.resource, request.data)
         return response
+
+    async def _collect_orphan(self, resource: Any, created: dict[str, Any]) -> None:
+        references = (created.get("metadata") or {}).get("ownerReferences") or []
+        if not references:
+            return
+        live_uids = {(obj.raw.get("metadata") or {}).get("uid") for obj in self.objects.values() if not obj.deleted}
+        if any(reference.get("uid") in live_uids for reference in references):
+            return
+        metadata = created["metadata"]
+        orphan = self.objects[resource, metadata.get("namespace"), metadata["name"]]
+        raw = copy.deepcopy(orphan.raw)
+        orphan.delete()
+        await self._buses[resource].put({"type": "DELETED", "object": raw})
 
     def _stamp_update(self, request: rendering.Request) -> None:
         metadata = request.data.setdefault("metadata", {})

@@ -235,6 +235,7 @@ async def test_backup_cron_job_follows_spec(cluster: ClusterEmulator, api: Api, 
     pod_spec = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
     env = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+    assert container["image"] == "registry.example/twitter-system-tools:0.1.0"
     assert container["command"] == ["twitter-system", "backup"]
     assert env["TWITTER_BACKUP_KEEP"] == "9"
     assert env["TWITTER_BACKUP_DIR"] == "/backups"
@@ -283,22 +284,23 @@ async def test_backup_status_follows_latest_job(cluster: ClusterEmulator, api: A
                                                 job_condition: str, result: str, healthy: str) -> None:
     await api.create_system(system_manifest())
     await reconcile_fresh(api, reconciler)
+    earlier, latest = ago(hours=8), ago(hours=2)
     labels = {"app.kubernetes.io/name": "twitter-system", "app.kubernetes.io/instance": "social",
               "app.kubernetes.io/managed-by": "twitter-operator", "app.kubernetes.io/component": "backup"}
     cluster.objects[JOBS, NAMESPACE, "social-backup-1"] = {
         "metadata": {"name": "social-backup-1", "namespace": NAMESPACE, "labels": labels,
-                     "creationTimestamp": ago(hours=8)},
-        "status": {"conditions": [{"type": "Failed", "status": "True"}], "completionTime": ago(hours=8)},
+                     "creationTimestamp": earlier},
+        "status": {"conditions": [{"type": "Failed", "status": "True"}], "completionTime": earlier},
     }
     cluster.objects[JOBS, NAMESPACE, "social-backup-2"] = {
         "metadata": {"name": "social-backup-2", "namespace": NAMESPACE, "labels": labels,
-                     "creationTimestamp": ago(hours=2)},
-        "status": {"conditions": [{"type": job_condition, "status": "True"}], "completionTime": ago(hours=2)},
+                     "creationTimestamp": latest},
+        "status": {"conditions": [{"type": job_condition, "status": "True"}], "completionTime": latest},
     }
 
     system = await reconcile_fresh(api, reconciler)
 
-    assert system["status"]["lastBackup"] == {"job": "social-backup-2", "result": result, "time": ago(hours=2)}
+    assert system["status"]["lastBackup"] == {"job": "social-backup-2", "result": result, "time": latest}
     assert condition(system, "BackupHealthy")["status"] == healthy
 
 
