@@ -126,15 +126,15 @@ class Cluster:
     async def stop_timeline(self) -> None:
         await self.servers.pop("timeline").close()
 
-    async def extra_timeline(self, *, cap: int) -> ServiceClient:
-        """Serve a second timeline service on a database of its own, with its own cap."""
+    async def extra_timeline(self, *, cap: int) -> tuple[ServiceClient, str]:
+        """Serve a second timeline service on a database of its own, with its own cap; return it and its URL."""
         url = await new_database(self.postgres, self.folder, f"{self.prefix}_timeline_{next(_unique)}")
         await upgrade(url, history="timeline")
         app = create_timeline_app(self.settings(timeline_database_url=url, timeline_max_entries=cap))
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         self.extra_timelines.append(server)
-        return ServiceClient(self.session, str(server.make_url("")).rstrip("/"))
+        return ServiceClient(self.session, str(server.make_url("")).rstrip("/")), url
 
     async def close(self) -> None:
         for server in self.extra_timelines:
