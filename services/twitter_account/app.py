@@ -20,7 +20,9 @@ def create_app(settings: Settings) -> web.Application:
     app = build_app(service=ServiceName.ACCOUNT)
     app[SETTINGS] = settings
     app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(app, url=settings.database_url(ServiceName.ACCOUNT))
+    use_database(
+        app, url=settings.database_url(ServiceName.ACCOUNT), lost_exit_seconds=settings.database_lost_exit_seconds
+    )
     use_ids(app)
     app.cleanup_ctx.append(_outbox_reader(settings))
     add_routes(app.router)

@@ -17,7 +17,7 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 72
 MAX_DISPLAY_NAME = 30
 MAX_NOTE = 500
-TRUTHY = {"1", "true", "True", "on", "yes", True, 1}
+TRUTHY = {"1", "true", "True", "on", "yes", True}
 
 
 def grapheme_length(value: str) -> int:

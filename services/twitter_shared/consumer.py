@@ -66,6 +66,20 @@ class ConsumerLease:
             )
             return True
 
+    async def confirm(self, connection: AsyncConnection) -> bool:
+        """Renew the lease inside the caller's transaction; False when another holder took it.
+
+        Run as the first statement of a batch's transaction, it fences out a holder
+        whose lease lapsed or was taken over: its batch rolls back instead of
+        committing alongside the new holder's.
+        """
+        renewed = await connection.execute(
+            self.leases.update()
+            .where(self.leases.c.name == self.name, self.leases.c.holder == self.holder)
+            .values(expires_at=datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
+        )
+        return renewed.rowcount == 1
+
     async def release(self) -> None:
         async with transaction(self.engine) as connection:
             await connection.execute(
@@ -84,6 +98,10 @@ async def write_cursor(connection: AsyncConnection, cursors: Table, source: str,
     )
     if updated.rowcount == 0:
         await connection.execute(cursors.insert().values(source=source, position=position))
+
+
+class LeaseLost(Exception):
+    """Another holder took the consumer lease; the batch in progress was rolled back."""
 
 
 class OutboxConsumer:
@@ -153,10 +171,17 @@ class OutboxConsumer:
                     log.info("consumer.caught_up", source=self.source, position=position)
                 self.caught_up.set()
                 continue
-            async with transaction(self.engine) as connection:
-                await self.apply(connection, events)
-                position = events[-1].position
-                await write_cursor(connection, self.cursors, self.source, position)
+            try:
+                async with transaction(self.engine) as connection:
+                    if not await self.lease.confirm(connection):
+                        raise LeaseLost(self.lease.name)
+                    await self.apply(connection, events)
+                    position = events[-1].position
+                    await write_cursor(connection, self.cursors, self.source, position)
+            except LeaseLost:
+                log.warning("consumer.lease_lost", source=self.source, action="batch rolled back; will try to take the lease again")
+                self.caught_up.clear()
+                return
             if self.on_batch_applied is not None:
                 await self.on_batch_applied()
             log.debug("consumer.applied", source=self.source, events=len(events), position=position)

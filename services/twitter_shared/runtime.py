@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -18,18 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from twitter_shared.client import SERVICE_TOKEN_HEADER, CircuitBreaker, InternalClient
 from twitter_shared.database import create_engine, ping
-from twitter_shared.errors import Unauthorized
+from twitter_shared.errors import Unauthorized, Unavailable
 from twitter_shared.ids import IdGenerator, WorkerLease, keep_lease
 from twitter_shared.settings import ServiceName, Settings
-from twitter_shared.web import READINESS_CHECKS
+from twitter_shared.web import EXIT_CODE, READINESS_CHECKS
 
 log = structlog.get_logger()
 
 INTERNAL_PREFIX = "/internal/"
+DATABASE_WATCH_SECONDS = 5.0
+EXIT_DATABASE_LOST = 3
 ENGINE = web.AppKey("engine", AsyncEngine)
 IDS = web.AppKey("ids", IdGenerator)
 CLIENTS = web.AppKey("clients", dict)
 SETTINGS = web.AppKey("settings", Settings)
+
 
 
 def internal_auth_middleware(token: str) -> Callable:
@@ -47,13 +53,20 @@ def internal_auth_middleware(token: str) -> Callable:
     return check_service_token
 
 
-def use_database(app: web.Application, *, url: str) -> None:
-    """Open the engine with the app and report it in ``/readyz``."""
+def use_database(app: web.Application, *, url: str, lost_exit_seconds: float = 60.0) -> None:
+    """Open the engine with the app, report it in ``/readyz`` and watch it.
+
+    While the database is gone, requests fail fast with 503. If it stays gone for
+    ``lost_exit_seconds``, the process stops with a non-zero exit code so that its
+    supervisor (the embedded runner, Compose, Kubernetes) starts a clean one.
+    """
 
     async def engine_context(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(url)
         app[ENGINE] = engine
+        watchdog = asyncio.create_task(_watch_database(app, engine, lost_exit_seconds))
         yield
+        watchdog.cancel()
         await engine.dispose()
 
     async def database_ready() -> None:
@@ -61,6 +74,27 @@ def use_database(app: web.Application, *, url: str) -> None:
 
     app.cleanup_ctx.append(engine_context)
     app[READINESS_CHECKS].append(("database", database_ready))
+
+
+async def _watch_database(app: web.Application, engine: AsyncEngine, lost_exit_seconds: float) -> None:
+    failing_since: float | None = None
+    while True:
+        await asyncio.sleep(DATABASE_WATCH_SECONDS)
+        try:
+            await asyncio.wait_for(ping(engine), DATABASE_WATCH_SECONDS)
+        except (Unavailable, TimeoutError) as error:
+            now = time.monotonic()
+            failing_since = failing_since or now
+            log.warning("database.unavailable", for_seconds=round(now - failing_since, 1), error=repr(error))
+            if now - failing_since >= lost_exit_seconds:
+                log.error("database.lost", after_seconds=lost_exit_seconds, action="exiting for a restart")
+                app[EXIT_CODE].append(EXIT_DATABASE_LOST)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+        else:
+            if failing_since is not None:
+                log.info("database.recovered", after_seconds=round(time.monotonic() - failing_since, 1))
+            failing_since = None
 
 
 def use_ids(app: web.Application) -> None:

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     breaker_reset_seconds: float = Field(
         5.0, gt=0, description="How long an open circuit breaker rejects calls before trying again."
     )
+    database_lost_exit_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a service answers 503 without its database before it exits non-zero to be restarted.",
+    )
     token_cache_seconds: float = Field(
         2.0, ge=0, description="How long the gateway trusts a checked access token; bounds revocation delay."
     )

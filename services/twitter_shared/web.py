@@ -32,6 +32,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 SERVICE_NAME = web.AppKey("service_name", str)
 READINESS_CHECKS = web.AppKey("readiness_checks", list)
 METRICS = web.AppKey("metrics", "RequestMetrics")
+# Exit code a watchdog asks for before it stops the process; ``serve`` returns it.
+EXIT_CODE = web.AppKey("exit_code", list)
 
 
 class RequestMetrics:
@@ -141,6 +143,7 @@ def build_app(*, service: str, client_max_size: int = 1024 * 1024) -> web.Applic
     )
     app[SERVICE_NAME] = service
     app[READINESS_CHECKS] = []
+    app[EXIT_CODE] = []
     app[METRICS] = RequestMetrics()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

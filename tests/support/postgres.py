@@ -31,6 +31,26 @@ class PostgresServer:
     port: int
     user: str
     password: str
+    data_dir: Path
+    options: str
+
+    def stop(self) -> None:
+        """Stop the server abruptly, as a crash or a lost machine would."""
+        subprocess.run(
+            _as_cluster_owner([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"]),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            _as_cluster_owner([
+                str(find_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-o", self.options,
+                "-l", str(self.data_dir.parent / "log"), "-w", "start",
+            ]),
+            check=True,
+            capture_output=True,
+        )
 
     def url(self, database: str, *, driver: str = "asyncpg") -> str:
         return f"postgresql+{driver}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
@@ -97,12 +117,9 @@ def running_postgres() -> Iterator[PostgresServer]:
             capture_output=True,
         )
         options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off -c max_connections=200"
-        subprocess.run(
-            _as_cluster_owner([str(pg_bin / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l", str(folder / "log"), "-w", "start"]),
-            check=True,
-            capture_output=True,
-        )
-        yield PostgresServer(host="127.0.0.1", port=port, user=user, password=PASSWORD)
+        server = PostgresServer(host="127.0.0.1", port=port, user=user, password=PASSWORD, data_dir=data_dir, options=options)
+        server.start()
+        yield server
     finally:
         if (data_dir / "postmaster.pid").exists():
             subprocess.run(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import sys
 
 import structlog
 from aiohttp import web
@@ -13,6 +12,7 @@ from aiohttp import web
 from twitter_shared.logs import configure_logging
 from twitter_shared.migrate import MigrationError, upgrade
 from twitter_shared.settings import DATABASE_OWNERS, ServiceName, Settings
+from twitter_shared.web import EXIT_CODE
 
 log = structlog.get_logger()
 
@@ -45,18 +45,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except MigrationError as error:
             log.error("serve.migration_failed", error=str(error))
             return 1
-    factory = importlib.import_module(APP_FACTORIES[service]).create_app
+    app = importlib.import_module(APP_FACTORIES[service]).create_app(settings)
     port = settings.listen_port(service)
     log.info("serve.starting", host=settings.host, port=port)
     try:
-        web.run_app(factory(settings), host=settings.host, port=port, print=None, access_log=None, shutdown_timeout=5)
+        web.run_app(app, host=settings.host, port=port, print=None, access_log=None, shutdown_timeout=5)
     except OSError as error:
         log.error("serve.listen_failed", host=settings.host, port=port, error=str(error))
         return 1
     except Exception as error:  # noqa: BLE001 - a start-up failure exits non-zero for the supervisor
         log.exception("serve.failed", error=repr(error))
         return 1
-    log.info("serve.stopped")
-    return 0
+    exit_code = max(app[EXIT_CODE], default=0)
+    log.info("serve.stopped", exit_code=exit_code)
+    return exit_code
 
 
