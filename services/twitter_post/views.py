@@ -29,7 +29,7 @@ VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_IDEMPOTENCY_KEY = 200
 MAX_LANGUAGE = 16
 TRUE_VALUES = {"1", "true", "True", "on", "yes"}
-# Above any outbox position: asks an outbox for its head without reading events.
+# Above any outbox position: a read after it returns only the outbox head, no events.
 BEYOND_ANY_POSITION = 1 << 62
 
 

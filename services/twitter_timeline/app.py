@@ -25,7 +25,7 @@ from twitter_timeline.tables import consumer_cursors, consumer_leases
 log = structlog.get_logger()
 
 CONSUMERS = web.AppKey("consumers", dict)
-# Timelines grow past the cap for at most this long; the trim itself is one indexed
+# Timelines grow past the cap for at most this long. Each trim costs one indexed
 # GROUP BY over the table plus one DELETE per owner above the cap.
 TRIM_INTERVAL_SECONDS = 60
 

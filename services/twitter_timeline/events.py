@@ -1,12 +1,13 @@
 """Apply the account and post outboxes to the home timelines.
 
-The two outboxes are not ordered with respect to each other, so each event is
-written to give the right result whichever comes first: a follow merges the
-followee's statuses that exist now (so a post whose event is still on its way
-is either merged now or fanned out later over the mirror), an unfollow removes
-what is there, and the fan-out reads the mirror as it is. Batches of the two
-consumers never run side by side (``serialise_batches``), which closes the window
-between a merge's read of the post service and its commit.
+The two outboxes are not ordered with respect to each other, so each event
+gives the right result whichever comes first. A follow merges the followee's
+statuses that exist now, and a post whose event is still on its way is fanned
+out later over the mirror, which then contains the follower. An unfollow
+removes what is there, and the fan-out reads the mirror as it is. Batches of
+the two consumers never run side by side (``serialise_batches``), because a
+post made between a merge's read of the post service and the merge's commit
+would otherwise reach neither.
 """
 
 from __future__ import annotations

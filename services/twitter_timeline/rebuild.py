@@ -7,10 +7,10 @@ own statuses and those of the accounts it follows (reblogs included), newest
 1. Take both consumer leases over, so a running timeline service stops applying
    events (its next batch fails the lease check and rolls back), and keep them
    renewed while the rebuild runs.
-2. Note both outboxes' heads, then read every follow and every status. Whatever
-   happened after the heads were noted is replayed by the consumers from those
-   positions; every event applies idempotently, so replaying one that the
-   snapshot already shows changes nothing.
+2. Note both outboxes' heads, then read every follow and every status. The
+   consumers later replay whatever happened after the noted heads. Every event
+   applies idempotently, so replaying one that the snapshot already shows
+   changes nothing.
 3. Replace the mirror and the timelines and set both cursors to the noted heads
    in one transaction, so a failed rebuild leaves the old timelines in place.
 """
@@ -131,7 +131,7 @@ async def _held_leases(engine: AsyncEngine, *, holder: str) -> AsyncIterator[lis
 
 
 async def _take_over(engine: AsyncEngine, lease: ConsumerLease) -> None:
-    """Claim the lease whoever holds it; the holder's next batch then fails its lease check."""
+    """Claim the lease from any current holder, whose next batch then fails its lease check."""
     expires = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
     async with transaction(engine) as connection:
         taken = await connection.execute(

@@ -15,7 +15,7 @@ from twitter_timeline.tables import consumer_cursors
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 40
-# Above any outbox position: asks an outbox for its head without reading events.
+# Above any outbox position: a read after it returns only the outbox head, no events.
 BEYOND_ANY_POSITION = 1 << 62
 SOURCES = (ServiceName.ACCOUNT, ServiceName.POST)
 

@@ -37,7 +37,7 @@ _unique = itertools.count(1)
 
 
 class CallFailed(AssertionError):
-    """An internal call answered with a status the test did not expect."""
+    """An internal call returned a status the test did not expect."""
 
 
 class ServiceClient:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.post.cluster import Cluster
 
 
@@ -33,7 +35,7 @@ async def test_deleted_account_leaves_no_statuses_or_counts(cluster: Cluster) ->
     assert (await cluster.status(mentioning["id"]))["mentions"] == []
     stats = await cluster.posts.get("/internal/accounts/stats", params={"ids": f"{victim},{other}"})
     assert stats[victim] == {"statuses_count": 0, "last_status_at": None}
-    assert stats[other]["statuses_count"] == 3  # theirs, answer, hello: the reblog of a deleted status went
+    assert stats[other]["statuses_count"] == 3  # "theirs", "answer" and "hello" remain; the reblog of a deleted status was removed
 
     events = (await cluster.posts.get("/internal/events", params={"after": head, "limit": 100}))["events"]
     deleted = sorted(e["payload"]["id"] for e in events if e["kind"] == "status.deleted")
@@ -60,3 +62,19 @@ async def test_account_deletion_replayed_changes_nothing(cluster: Cluster) -> No
         await engine.dispose()
     assert (await cluster.posts.get("/internal/events", params={"after": 1 << 62, "limit": 1}))["head"] == head
     assert (await cluster.status(kept["id"]))["text"] == "kept"
+
+
+async def test_delete_account_command_by_username(cluster: Cluster) -> None:
+    from twitter_shared.errors import NotFound  # noqa: PLC0415
+    from twitter_tools.accounts import delete_account  # noqa: PLC0415
+
+    leaving = await cluster.new_account("cli")
+    status = await cluster.post(leaving, "bye")
+    username = await cluster.username(leaving)
+
+    assert await delete_account(cluster.settings(), f"@{username}") == leaving
+    await cluster.settled()
+    await cluster.status(status["id"], expect=404)
+    await cluster.accounts.get(f"/internal/accounts/{leaving}", expect=404)
+    with pytest.raises(NotFound):
+        await delete_account(cluster.settings(), username)

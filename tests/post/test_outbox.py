@@ -1,4 +1,4 @@
-"""The post outbox under concurrent writers: a consumer sees every event once, in commit order."""
+"""The post outbox under concurrent writers: a consumer reads every event once, in commit order."""
 
 from __future__ import annotations
 

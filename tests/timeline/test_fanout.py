@@ -87,7 +87,7 @@ async def test_account_deletion_removes_entries_everywhere(cluster: Cluster) -> 
     assert await cluster.home(leaving) == []
     assert await cluster.home(friend) == [friend_status["id"]]
 
-    # The mirror forgot the follow: the friend's next post reaches nobody but the friend.
+    # The mirror lost the follow, so the friend's next post reaches only the friend's own timeline.
     later = await cluster.post(friend, "still here")
     await cluster.settled()
     assert await cluster.home(leaving) == []
@@ -132,7 +132,7 @@ async def test_unknown_owner_has_empty_timeline(cluster: Cluster) -> None:
 
 @pytest.fixture(scope="module")
 async def long_timeline(cluster: Cluster) -> tuple[str, str, list[str]]:
-    """A follower whose home holds 250 statuses of one author; returns both ids and the statuses, newest first."""
+    """A follower whose home contains 250 statuses of one author; returns both ids and the statuses, newest first."""
     author = await cluster.new_account("prolific")
     follower = await cluster.new_account("reader")
     await cluster.follow(follower, author)

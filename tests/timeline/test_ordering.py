@@ -4,7 +4,7 @@ The account and post outboxes are consumed independently, so the timeline may
 apply a follow before or after a post that happened the other way round. Here
 the events are read from the real outboxes and applied to a fresh timeline
 database once with all account events first and once with all post events
-first; every scenario must end the same both ways.
+first. Every scenario must end the same both ways.
 """
 
 from __future__ import annotations
