@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from twitter_shared.client import InternalClient
@@ -50,11 +50,12 @@ class ConsumerLease:
         expires = now + timedelta(seconds=LEASE_SECONDS)
         async with transaction(self.engine) as connection:
             updated = await connection.execute(
-                text(
-                    "UPDATE consumer_leases SET holder = :holder, expires_at = :expires "
-                    "WHERE name = :name AND (holder = :holder OR expires_at < :now)"
-                ),
-                {"holder": self.holder, "expires": expires, "name": self.name, "now": now},
+                update(self.leases)
+                .where(
+                    self.leases.c.name == self.name,
+                    or_(self.leases.c.holder == self.holder, self.leases.c.expires_at < now),
+                )
+                .values(holder=self.holder, expires_at=expires)
             )
             if updated.rowcount == 1:
                 return True

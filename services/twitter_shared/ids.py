@@ -16,11 +16,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from twitter_shared.database import transaction
 from twitter_shared.errors import Unavailable
+from twitter_shared.tables import shared_tables
 
 log = structlog.get_logger()
 
@@ -31,6 +33,8 @@ MAX_WORKERS = 1 << WORKER_BITS
 MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 # A crashed process's number becomes free after this long; renewals run at a third of it.
 LEASE_SECONDS = 60
+ACQUIRE_ATTEMPTS = 10
+leases = shared_tables["worker_leases"]
 
 
 def id_for_time(moment: datetime) -> int:
@@ -80,23 +84,30 @@ class WorkerLease:
         self.worker: int | None = None
 
     async def acquire(self) -> int:
-        """Claim the lowest free or expired worker number."""
+        """Claim the lowest free or expired worker number, retrying when another process claimed it first."""
+        for _ in range(ACQUIRE_ATTEMPTS):
+            try:
+                return await self._try_acquire()
+            except IntegrityError:
+                log.info("ids.worker_race_lost", action="trying the next free number")
+        raise Unavailable("Could not lease an id worker number: too many processes starting at once")
+
+    async def _try_acquire(self) -> int:
         now = datetime.now(UTC)
         expires = now + timedelta(seconds=LEASE_SECONDS)
         async with transaction(self.engine) as connection:
-            rows = await connection.execute(text("SELECT worker_id, expires_at FROM worker_leases"))
+            rows = await connection.execute(select(leases.c.worker_id, leases.c.expires_at))
             taken = {row.worker_id: _aware(row.expires_at) for row in rows}
             for worker in range(MAX_WORKERS):
                 if worker not in taken:
-                    await connection.execute(
-                        text("INSERT INTO worker_leases (worker_id, holder, expires_at) VALUES (:w, :h, :e)"),
-                        {"w": worker, "h": self.holder, "e": expires},
-                    )
+                    # Two processes may pick the same free number; the primary key lets one of them win.
+                    await connection.execute(leases.insert().values(worker_id=worker, holder=self.holder, expires_at=expires))
                     break
                 if taken[worker] < now:
                     claimed = await connection.execute(
-                        text("UPDATE worker_leases SET holder = :h, expires_at = :e WHERE worker_id = :w AND expires_at < :now"),
-                        {"w": worker, "h": self.holder, "e": expires, "now": now},
+                        update(leases)
+                        .where(leases.c.worker_id == worker, leases.c.expires_at < now)
+                        .values(holder=self.holder, expires_at=expires)
                     )
                     if claimed.rowcount == 1:
                         break
@@ -111,15 +122,16 @@ class WorkerLease:
         expires = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
         async with transaction(self.engine) as connection:
             renewed = await connection.execute(
-                text("UPDATE worker_leases SET expires_at = :e WHERE worker_id = :w AND holder = :h"),
-                {"w": self.worker, "h": self.holder, "e": expires},
+                update(leases)
+                .where(leases.c.worker_id == self.worker, leases.c.holder == self.holder)
+                .values(expires_at=expires)
             )
         return renewed.rowcount == 1
 
     async def release(self) -> None:
         async with transaction(self.engine) as connection:
             await connection.execute(
-                text("DELETE FROM worker_leases WHERE worker_id = :w AND holder = :h"), {"w": self.worker, "h": self.holder}
+                delete(leases).where(leases.c.worker_id == self.worker, leases.c.holder == self.holder)
             )
 
 

@@ -45,3 +45,7 @@ def add_shared_tables(metadata: MetaData) -> dict[str, Table]:
         "consumer_leases": consumer_leases,
         "worker_leases": worker_leases,
     }
+
+
+# The same tables on a metadata of their own, for the shared code's queries (ids, consumer leases).
+shared_tables = add_shared_tables(MetaData())
