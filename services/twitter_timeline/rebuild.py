@@ -44,6 +44,8 @@ log = structlog.get_logger()
 
 PAGE_SIZE = 5000
 INSERT_CHUNK = 5000
+# One progress line per 50,000 entries written.
+PROGRESS_EVERY_CHUNKS = 10
 BEYOND_ANY_POSITION = 1 << 62
 SOURCES = (ServiceName.ACCOUNT, ServiceName.POST)
 
@@ -96,9 +98,11 @@ async def rebuild_timelines(
             mirror_rows = [{"follower_id": f, "followee_id": e} for f, e in follows]
             for start in range(0, len(mirror_rows), INSERT_CHUNK):
                 await connection.execute(insert(follow_mirror), mirror_rows[start : start + INSERT_CHUNK])
-            for start in range(0, len(entries), INSERT_CHUNK):
+            for chunk_number, start in enumerate(range(0, len(entries), INSERT_CHUNK), start=1):
                 await insert_entries(connection, entries[start : start + INSERT_CHUNK])
-                progress("writing timelines", min(start + INSERT_CHUNK, len(entries)), len(entries))
+                written = min(start + INSERT_CHUNK, len(entries))
+                if chunk_number % PROGRESS_EVERY_CHUNKS == 0 or written == len(entries):
+                    progress("writing timelines", written, len(entries))
             for source in SOURCES:
                 await write_cursor(connection, consumer_cursors, source, heads[source])
 
