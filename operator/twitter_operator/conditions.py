@@ -46,7 +46,12 @@ def condition(
     now: datetime.datetime,
 ) -> dict[str, Any]:
     """Build one condition; ``status=None`` means Unknown."""
-    rendered_status = "Unknown" if status is None else ("True" if status else "False")
+    if status is None:
+        rendered_status = "Unknown"
+    elif status:
+        rendered_status = "True"
+    else:
+        rendered_status = "False"
     earlier = next((item for item in previous if item.get("type") == condition_type), None)
     if earlier is not None and earlier.get("status") == rendered_status and earlier.get("lastTransitionTime"):
         transition_time = earlier["lastTransitionTime"]

@@ -1,7 +1,7 @@
 """The restart-on-fault policy: which service pods to replace, and the hourly budget.
 
 Kubernetes restarts a container whose liveness probe fails, but a pod that stays
-unready (its database gone, a wedged event loop answering /healthz only) or keeps
+unready (its database gone, or a wedged handler while /healthz still passes) or keeps
 crash-looping on one node is never replaced by Kubernetes itself. The operator deletes
 such a pod so its Deployment schedules a fresh one, at most ``maxReplacementsPerHour``
 times in any hour, so a fault that a new pod cannot fix does not turn into a storm.

@@ -2,9 +2,10 @@
 
 kopf watches ``TwitterSystem`` resources with its own client, but it gives handlers no
 client for other kinds. This one covers what the reconciler needs (get, list, create,
-JSON merge patch, delete) over aiohttp, with the same :class:`kopf.ConnectionInfo` that
-kopf logs in with, so the operator and its tests need neither the official ``kubernetes``
-package (which reads ``KUBECONFIG`` at import) nor a second set of credentials.
+JSON merge patch, delete) over aiohttp. It uses the same :class:`kopf.ConnectionInfo`
+that kopf logs in with. So the operator needs no second set of credentials, and neither
+it nor its tests need the official ``kubernetes`` package, which reads ``KUBECONFIG``
+at import.
 """
 
 from __future__ import annotations

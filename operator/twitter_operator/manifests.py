@@ -1,9 +1,9 @@
 """Desired child objects of one ``TwitterSystem``, as plain manifests.
 
-Pure functions of the resource's name, namespace, uid and parsed spec: the reconciler
-compares their output with what the cluster holds and writes only the difference, so
-the same input must always give the same manifests (no timestamps, no random values;
-generated secrets are built separately, once).
+They are pure functions of the resource's name, namespace, uid and parsed spec. The
+reconciler compares their output with what the cluster contains and writes only the
+difference, so the same input must give the same manifests: no timestamps and no random
+values. Generated secrets are random, so they are built separately and created once.
 
 Every child carries an owner reference to the ``TwitterSystem``, so Kubernetes' garbage
 collector removes it with its owner and no finalizer is needed.
@@ -48,8 +48,8 @@ class Owner:
     uid: str
 
     def reference(self) -> dict[str, Any]:
-        # blockOwnerDeletion stays false: a foreground deletion then never waits on a child,
-        # and the operator needs no update right on the owner's finalizers.
+        # With blockOwnerDeletion false, a foreground deletion of the owner does not wait for
+        # this child, and the operator needs no update right on the owner's finalizers.
         return {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -263,8 +263,8 @@ def _deployment(owner: Owner, spec: TwitterSystemSpec, service: ServiceName) -> 
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
     if service in DATABASE_OWNERS:
-        # `migrate` takes a database lock, so replicas starting together apply migrations once;
-        # a failed migration keeps the pod in Init and stops the rollout instead of serving.
+        # `migrate` takes a database lock, so replicas starting together apply migrations once.
+        # A failed migration keeps the pod in Init, which stops the rollout before it serves.
         pod_spec["initContainers"] = [{
             "name": "migrate",
             "image": spec.image.for_service(service),
@@ -431,8 +431,8 @@ def _backup_cron_job(owner: Owner, spec: TwitterSystemSpec) -> dict[str, Any]:
         }
     else:
         assert destination.s3 is not None  # BackupDestination requires exactly one
-        # NOTE: `twitter-system backup` reads no S3 settings yet, so it writes to this scratch folder;
-        # the Secret's keys are passed as environment variables for when it does.
+        # NOTE: `twitter-system backup` reads no S3 settings yet, so it writes to this scratch folder.
+        # The Secret's keys are passed as environment variables for when it does.
         container["envFrom"] = [{"secretRef": {"name": destination.s3.secret_ref.name}}]
         backups_volume = {"name": "backups", "emptyDir": {}}
 

@@ -1,8 +1,8 @@
 """One idempotent reconcile of a ``TwitterSystem``: children, restart-on-fault, status.
 
 kopf calls it on create, resume and spec change, and the operator's resync loop calls it
-periodically. Each pass compares what the spec asks for with what the cluster holds
-and writes only differences, so a pass over an unchanged, settled resource makes no
+periodically. Each pass compares the children the spec requests with those in the
+cluster and writes only differences, so a pass over an unchanged, settled resource makes no
 write at all. An invalid spec leaves the children as they are, sets ``Degraded`` and
 posts one Event; it is not retried until the spec changes.
 """
@@ -49,7 +49,7 @@ class ReconcileError(Exception):
 
 @dataclasses.dataclass
 class _Observed:
-    """What one pass saw of the children it manages, for the status block."""
+    """The children one pass found, and its restart-on-fault outcome, for the status block."""
 
     deployments: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     stateful_sets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -86,7 +86,7 @@ def _is_empty(value: Any) -> bool:
 
 
 def _comparable(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a child the operator owns: labels, owner references and everything but status."""
+    """Select the part of a child the operator owns: labels, owner references and all but status."""
     metadata = manifest["metadata"]
     owned = {key: value for key, value in manifest.items() if key not in {"apiVersion", "kind", "metadata", "status"}}
     owned["metadata"] = {"labels": metadata["labels"], "ownerReferences": metadata["ownerReferences"]}
@@ -146,7 +146,7 @@ class Reconciler:
             try:
                 await self._write_status(system, failed, event=("ReconcileFailed", str(error)))
             except kube.KubeApiError:
-                pass  # the API is failing; the original error says more, and is raised below
+                pass  # the API is failing, and the original error, raised below, is the more useful one
             raise ReconcileError(str(error)) from error
 
         status = self._status(system, spec, observed, now=now)
@@ -163,8 +163,8 @@ class Reconciler:
 
         desired = manifests.build_children(owner, spec)
         for kind in COMPARED_KINDS:
-            wanted = {item["metadata"]["name"]: item for item in desired if item["kind"] == kind.kind}
-            live = await self._sync_kind(kind, owner, wanted)
+            desired_by_name = {item["metadata"]["name"]: item for item in desired if item["kind"] == kind.kind}
+            live = await self._sync_kind(kind, owner, desired_by_name)
             if kind is kube.DEPLOYMENT:
                 observed.deployments = live
             elif kind is kube.STATEFUL_SET:
@@ -190,12 +190,12 @@ class Reconciler:
             log.info("child.created", system=owner.name, kind="Secret", name=name)
 
     async def _sync_kind(self, kind: kube.Kind, owner: manifests.Owner,
-                         wanted: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+                         desired: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Create, patch and prune one kind of child; return the live objects by name."""
         found = await self._client.list(kind, owner.namespace, labels=manifests.instance_labels(owner.name))
         live = {item["metadata"]["name"]: item for item in found}
 
-        for name, manifest in wanted.items():
+        for name, manifest in desired.items():
             current = live.get(name)
             if current is None:
                 try:
@@ -208,7 +208,7 @@ class Reconciler:
                 live[name] = await self._client.patch(kind, owner.namespace, name, _comparable(manifest))
                 log.info("child.updated", system=owner.name, kind=kind.kind, name=name)
 
-        for name in sorted(set(live) - set(wanted)):
+        for name in sorted(set(live) - set(desired)):
             if not _owned_by(live[name], owner.uid):
                 continue  # labelled like ours but not ours: never delete what we did not create
             await self._client.delete(kind, owner.namespace, name)
@@ -264,18 +264,18 @@ class Reconciler:
         rolling: list[str] = []
         for service in ServiceName:
             deployment = observed.deployments.get(manifests.workload_name(system["metadata"]["name"], service)) or {}
-            wanted = (deployment.get("spec") or {}).get("replicas")
-            if wanted is None:
-                wanted = spec.services.of(service).replicas
+            expected = (deployment.get("spec") or {}).get("replicas")
+            if expected is None:
+                expected = spec.services.of(service).replicas
             live_status = deployment.get("status") or {}
             ready = int(live_status.get("readyReplicas") or 0)
             updated = int(live_status.get("updatedReplicas") or 0)
-            services[str(service)] = {"replicas": wanted, "readyReplicas": ready}
-            if ready < wanted:
-                not_ready.append(f"{service} {ready}/{wanted}")
+            services[str(service)] = {"replicas": expected, "readyReplicas": ready}
+            if ready < expected:
+                not_ready.append(f"{service} {ready}/{expected}")
             observed_generation = live_status.get("observedGeneration")
             stale = observed_generation is not None and observed_generation < (deployment.get("metadata") or {}).get("generation", 0)
-            if updated < wanted or stale:
+            if updated < expected or stale:
                 rolling.append(str(service))
         for database in DATABASE_OWNERS:
             name = manifests.postgres_name(system["metadata"]["name"], database)

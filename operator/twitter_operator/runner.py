@@ -32,7 +32,7 @@ class ConfigurationError(Exception):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OperatorConfig:
-    """How the operator runs; read from ``TWITTER_OPERATOR_*`` variables by :meth:`from_environment`."""
+    """Settings of the operator itself, read from ``TWITTER_OPERATOR_*`` variables by :meth:`from_environment`."""
 
     # Namespaces to watch; empty means every namespace (which needs a ClusterRole).
     namespaces: tuple[str, ...] = ()
@@ -81,8 +81,8 @@ def build_registry(*, reconciler: Reconciler, connect: Callable[[], kopf.Connect
         # kopf posts Events for every handler that succeeds; keep only its warnings and errors.
         settings.posting.level = logging.WARNING
         settings.peering.standalone = True
-        # Listing namespaces and CRDs would need cluster-wide rights the operator does not have;
-        # the namespaces it watches are named, and its one CRD is installed by the chart.
+        # Listing namespaces and CRDs needs cluster-wide rights that the operator does not have.
+        # It needs neither, because its namespaces are named and the chart installs its one CRD.
         settings.scanning.disabled = True
 
     @kopf.on.login(registry=registry)

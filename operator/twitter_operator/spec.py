@@ -1,10 +1,10 @@
 """The ``TwitterSystem`` spec as typed models, and the checks the CRD schema cannot make.
 
-The CRD's OpenAPI schema rejects most bad specs at the API server. What it cannot see
-(a cron expression that is syntactically wrong, ``minReplicas`` above ``maxReplicas``)
-or what reaches the operator by another route (an older CRD, an edited object) is
-caught here and raised as :class:`InvalidSpecError`, which the reconciler turns into a
-``Degraded`` condition and one Event instead of a crash or a retry loop.
+The CRD's OpenAPI schema rejects most bad specs at the API server. It cannot check a
+cron expression's syntax or ``minReplicas`` against ``maxReplicas``, and a spec can also
+arrive by another route (an older CRD, an edited object). Such specs raise
+:class:`InvalidSpecError` here. The reconciler turns it into a ``Degraded`` condition
+and one Event instead of a crash or a retry loop.
 
 Defaults here match the defaults in ``charts/twitter-system/crds/``; a chart test
 compares the two.
@@ -42,7 +42,7 @@ DEFAULT_BACKUP_SCHEDULE = "0 */4 * * *"
 
 
 class InvalidSpecError(Exception):
-    """The spec cannot be reconciled as written; the message says which field and why."""
+    """The spec cannot be reconciled as written. The message names the field and the reason."""
 
 
 class _Model(BaseModel):

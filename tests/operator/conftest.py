@@ -109,7 +109,7 @@ def writes(cluster: ClusterEmulator) -> list[str]:
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], *, what: str) -> None:
-    """Wait until ``check`` holds; fail naming ``what`` if it does not within WAIT_SECONDS."""
+    """Wait until ``check`` is true, and fail with ``what`` (the awaited state) after WAIT_SECONDS."""
     deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
     while True:
         outcome = check()

@@ -163,9 +163,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
 
     def live(self, resource: str, namespace: str) -> dict[str, dict[str, Any]]:
         """Return the objects of ``resource`` that exist now in ``namespace``, by name."""
-        wanted = kmock.resource(resource)
+        selected = kmock.resource(resource)
         return {
             name: obj.raw
             for (key_resource, key_namespace, name), obj in self.objects.items()
-            if key_resource == wanted and key_namespace == namespace and not obj.deleted
+            if key_resource == selected and key_namespace == namespace and not obj.deleted
         }
