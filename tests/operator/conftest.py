@@ -124,13 +124,15 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], *, what: str) 
 
 @contextlib.asynccontextmanager
 async def running_operator(connect: Callable[[], kopf.ConnectionInfo], *,
-                           resync_seconds: float = 0.3) -> AsyncIterator[None]:
+                           resync_seconds: float = 0.3,
+                           liveness_endpoint: str | None = None) -> AsyncIterator[None]:
     """Run the whole operator as a task of the test body, and cancel it on exit.
 
     Cancelling is quicker than kopf's stop flag, which waits seconds for its watchers,
     and it has to happen in the test body: a fixture's teardown would be cancelled with it.
     """
-    config = OperatorConfig(namespaces=(NAMESPACE,), resync_seconds=resync_seconds, retry_delay_seconds=1.0)
+    config = OperatorConfig(namespaces=(NAMESPACE,), resync_seconds=resync_seconds, retry_delay_seconds=1.0,
+                            liveness_endpoint=liveness_endpoint)
     ready = asyncio.Event()
     task = asyncio.create_task(run_operator(config, connect=connect, ready_flag=ready))
     try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
+import aiohttp
 import kopf
 
 from tests.operator.conftest import NAMESPACE, Api, eventually, running_operator, system_manifest, writes
@@ -142,3 +144,23 @@ async def test_delete_leaves_nothing(cluster: ClusterEmulator, api: Api, connect
         await asyncio.sleep(0)
         for resource in CHILD_RESOURCES:
             assert cluster.live(resource, NAMESPACE) == {}, resource
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_liveness_endpoint_answers(connect: Connect) -> None:
+    url = f"http://127.0.0.1:{free_port()}/healthz"
+
+    async with running_operator(connect, liveness_endpoint=url), aiohttp.ClientSession() as session:
+        async def healthy() -> bool:
+            try:
+                async with session.get(url) as response:
+                    return response.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await eventually(healthy, what="HTTP 200 from the liveness endpoint")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.operator.conftest import NAMESPACE, Api, system_manifest, writes
 from tests.operator.emulator import ClusterEmulator
-from twitter_operator.reconcile import Reconciler
+from twitter_operator.reconcile import ReconcileError, Reconciler
 
 DEPLOYMENTS = "apps/v1/deployments"
 STATEFUL_SETS = "apps/v1/statefulsets"
@@ -496,3 +496,23 @@ async def test_deleting_system_removes_children(cluster: ClusterEmulator, api: A
     assert await api.get_system("social") is None
     for resource in CHILD_RESOURCES:
         assert cluster.live(resource, NAMESPACE) == {}, resource
+
+
+async def test_api_failure_degrades_once(cluster: ClusterEmulator, api: Api, reconciler: Reconciler) -> None:
+    await api.create_system(system_manifest())
+    cluster["get /apis/batch/v1/namespaces/twitter/cronjobs"] << 500
+
+    for _ in range(2):
+        body = await api.get_system("social")
+        assert body is not None
+        with pytest.raises(ReconcileError) as raised:
+            await reconciler.reconcile(body)
+        assert "HTTP 500" in str(raised.value)
+
+    system = await api.get_system("social")
+    assert system is not None
+    degraded = condition(system, "Degraded")
+    assert degraded["status"] == "True"
+    assert degraded["reason"] == "ReconcileFailed"
+    assert "/cronjobs failed with HTTP 500" in degraded["message"]
+    assert len(events_with_reason(cluster, "ReconcileFailed")) == 1
