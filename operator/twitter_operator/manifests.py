@@ -217,6 +217,8 @@ def _pod_security(uid: int) -> dict[str, Any]:
 
 
 def _resources(resources: Any) -> dict[str, Any]:
+    # NOTE: the API server stores quantities in canonical form ("0.5" becomes "500m"). A spec
+    # written in another form never matches what is stored, so every pass patches it again.
     if resources is None:
         return {}
     rendered: dict[str, Any] = {}

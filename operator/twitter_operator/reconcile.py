@@ -200,9 +200,13 @@ class Reconciler:
             if current is None:
                 try:
                     live[name] = await self._client.create(owner.namespace, manifest)
-                except kube.ConflictError:
-                    # An object with this name exists without our labels: adopt it by patching.
-                    live[name] = await self._client.patch(kind, owner.namespace, name, _comparable(manifest))
+                except kube.ConflictError as error:
+                    # The listing by our labels missed it, so someone else's object has this name.
+                    raise kube.KubeApiError(
+                        f"{kind.kind} {name} already exists and is not managed by TwitterSystem {owner.name}: "
+                        "delete or rename it",
+                        status=409,
+                    ) from error
                 log.info("child.created", system=owner.name, kind=kind.kind, name=name)
             elif not matches(_comparable(manifest), current):
                 live[name] = await self._client.patch(kind, owner.namespace, name, _comparable(manifest))

@@ -164,3 +164,25 @@ async def test_liveness_endpoint_answers(connect: Connect) -> None:
                 return False
 
         await eventually(healthy, what="HTTP 200 from the liveness endpoint")
+
+
+async def test_restart_writes_nothing(cluster: ClusterEmulator, api: Api, connect: Connect) -> None:
+    async with running_operator(connect, resync_seconds=0.2):
+        await api.create_system(system_manifest())
+        await eventually(lambda: status_condition(api, "Ready"), what="a Ready condition")
+        mark_workloads_ready(cluster)
+        await eventually(lambda: kopf_has_handled(api), what="kopf's record of the handled spec")
+
+        async def ready() -> bool:
+            found = await status_condition(api, "Ready")
+            return found is not None and found["status"] == "True"
+
+        await eventually(ready, what="Ready=True once the workloads report ready")
+
+    before = writes(cluster)
+    # A new operator resumes the resource: kopf's resume handler and the resync loop both run.
+    async with running_operator(connect, resync_seconds=0.2):
+        reads_before = len(list(cluster))
+        await eventually(lambda: len(list(cluster)) > reads_before + 60, what="several resync passes")
+
+    assert writes(cluster)[len(before):] == []

@@ -516,3 +516,19 @@ async def test_api_failure_degrades_once(cluster: ClusterEmulator, api: Api, rec
     assert degraded["reason"] == "ReconcileFailed"
     assert "/cronjobs failed with HTTP 500" in degraded["message"]
     assert len(events_with_reason(cluster, "ReconcileFailed")) == 1
+
+
+async def test_foreign_object_is_not_adopted(cluster: ClusterEmulator, api: Api, reconciler: Reconciler) -> None:
+    foreign = {"metadata": {"name": "social-gateway", "namespace": NAMESPACE}, "spec": {"ports": []}}
+    cluster.objects[SERVICES, NAMESPACE, "social-gateway"] = foreign
+    await api.create_system(system_manifest())
+
+    body = await api.get_system("social")
+    assert body is not None
+    with pytest.raises(ReconcileError):
+        await reconciler.reconcile(body)
+
+    system = await api.get_system("social")
+    assert system is not None
+    assert "Service social-gateway already exists and is not managed" in condition(system, "Degraded")["message"]
+    assert cluster.live(SERVICES, NAMESPACE)["social-gateway"] == foreign
