@@ -31,7 +31,7 @@ PLURAL = "twittersystems"
 MANAGED_BY = "twitter-operator"
 POSTGRES_PORT = 5432
 POSTGRES_USER = "twitter"
-# The services' image user; any uid works as long as it is not root and owns nothing in the image.
+# The uid of the `twitter` user in the images that compose/Dockerfile builds.
 SERVICE_UID = 10001
 # The official postgres image's postgres user.
 POSTGRES_UID = 999

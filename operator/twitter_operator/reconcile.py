@@ -29,15 +29,15 @@ from twitter_operator.spec import (
 
 TWITTER_SYSTEM = kube.Kind(manifests.API_VERSION, manifests.KIND, manifests.PLURAL)
 
-# The kinds the operator compares and prunes, in creation order: Services before the
-# workloads that call them, NetworkPolicies last so the pods they select exist.
+# The kinds the operator compares and prunes, in creation order: NetworkPolicies first,
+# so no pod ever runs unfenced, then Services before the workloads that call them.
 COMPARED_KINDS = (
+    kube.NETWORK_POLICY,
     kube.SERVICE,
     kube.STATEFUL_SET,
     kube.DEPLOYMENT,
     kube.HORIZONTAL_POD_AUTOSCALER,
     kube.CRON_JOB,
-    kube.NETWORK_POLICY,
 )
 
 log = structlog.get_logger("twitter_operator.reconcile")
