@@ -24,6 +24,7 @@ from twitter_operator.spec import (
     InvalidSpecError,
     ServiceName,
     TwitterSystemSpec,
+    check_name,
     parse_spec,
 )
 
@@ -130,6 +131,7 @@ class Reconciler:
         now = self._clock()
 
         try:
+            check_name(owner.name)
             spec = parse_spec(system.get("spec"))
         except InvalidSpecError as error:
             bound_log.warning("reconcile.invalid_spec", error=str(error),

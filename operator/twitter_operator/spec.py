@@ -40,6 +40,10 @@ SERVICE_PORTS = {
 
 DEFAULT_BACKUP_SCHEDULE = "0 */4 * * *"
 
+# A StatefulSet name longer than 52 characters breaks its pods' controller-revision-hash
+# label (at most 63 characters), and the longest one adds 18 ("-timeline-postgres").
+MAX_NAME_LENGTH = 34
+
 
 class InvalidSpecError(Exception):
     """The spec cannot be reconciled as written. The message names the field and the reason."""
@@ -200,6 +204,18 @@ def parse_spec(raw: Any) -> TwitterSystemSpec:
 
     _check_cron(spec.backup.schedule)
     return spec
+
+
+def check_name(name: str) -> None:
+    """Reject a ``TwitterSystem`` name too long for the names of its children.
+
+    Raises:
+        InvalidSpecError: naming the limit.
+    """
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidSpecError(
+            f"metadata.name: {name!r} has {len(name)} characters; at most {MAX_NAME_LENGTH} fit its children's names"
+        )
 
 
 def _check_cron(schedule: str) -> None:

@@ -532,3 +532,16 @@ async def test_foreign_object_is_not_adopted(cluster: ClusterEmulator, api: Api,
     assert system is not None
     assert "Service social-gateway already exists and is not managed" in condition(system, "Degraded")["message"]
     assert cluster.live(SERVICES, NAMESPACE)["social-gateway"] == foreign
+
+
+async def test_overlong_name_degrades(cluster: ClusterEmulator, api: Api, reconciler: Reconciler) -> None:
+    name = "a" * 35
+    manifest = system_manifest()
+    manifest["metadata"]["name"] = name
+    await api.create_system(manifest)
+
+    system = await reconcile_fresh(api, reconciler, name)
+
+    assert condition(system, "Degraded")["reason"] == "InvalidSpec"
+    assert "at most 34" in condition(system, "Degraded")["message"]
+    assert cluster.live(DEPLOYMENTS, NAMESPACE) == {}

@@ -44,7 +44,8 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "twitter-system.systemName" -}}
-{{- default (include "twitter-system.fullname" .) .Values.twitterSystem.name | trunc 40 | trimSuffix "-" }}
+{{- /* The operator accepts names of at most 34 characters (children's names must fit). */ -}}
+{{- default (include "twitter-system.fullname" .) .Values.twitterSystem.name | trunc 34 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "twitter-system.backupClaimName" -}}
