@@ -10,13 +10,15 @@ import asyncio
 import logging
 import sys
 
+import kopf
 import structlog
 
 from twitter_operator.runner import ConfigurationError, OperatorConfig, run_operator
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # kopf logs through the standard library; its JSON format keeps every line machine-readable.
+    kopf.configure(log_format=kopf.LogFormat.JSON)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -24,6 +26,7 @@ def configure_logging() -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
     )
 
 

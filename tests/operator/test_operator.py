@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import kopf
@@ -186,3 +190,36 @@ async def test_restart_writes_nothing(cluster: ClusterEmulator, api: Api, connec
         await eventually(lambda: len(list(cluster)) > reads_before + 60, what="several resync passes")
 
     assert writes(cluster)[len(before):] == []
+
+
+async def test_module_command_reconciles(cluster: ClusterEmulator, api: Api, tmp_path: Path) -> None:
+    """``python -m twitter_operator``, the image's command, logs in from a kubeconfig and works."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "clusters": [{"name": "emulator", "cluster": {"server": str(cluster.url).rstrip("/")}}],
+        "users": [{"name": "tester", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
+    }))
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    environment = {**os.environ, "KUBECONFIG": str(kubeconfig), "TWITTER_OPERATOR_NAMESPACES": NAMESPACE,
+                   "TWITTER_OPERATOR_RESYNC_SECONDS": "0.5", "TWITTER_OPERATOR_LIVENESS_ENDPOINT": liveness}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "twitter_operator", env=environment,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await api.create_system(system_manifest())
+        await eventually(lambda: "social-gateway" in cluster.live(DEPLOYMENTS, NAMESPACE),
+                         what="the gateway Deployment, created by the operator process")
+    finally:
+        process.terminate()
+        output, _ = await process.communicate()
+
+    authorizations = {request.headers.get("Authorization") for request in cluster
+                      if request.method.value == "POST" and "/deployments" in request.url.path}
+    assert authorizations == {"Bearer test-token"}
+    # Every line, kopf's included, is JSON.
+    records = [json.loads(line) for line in output.decode().splitlines() if line.strip()]
+    created = {(record.get("kind"), record.get("name")) for record in records if record.get("event") == "child.created"}
+    assert ("Deployment", "social-gateway") in created
