@@ -128,6 +128,8 @@ def build_generated_secrets(owner: Owner, spec: TwitterSystemSpec) -> list[dict[
     for database in DATABASE_OWNERS:
         if spec.databases.of(database).postgres is None:
             continue
+        # NOTE: PostgreSQL keeps the password it was initialised with. A recreated TwitterSystem
+        # that finds the retained volume but generates a new password cannot connect.
         password = secrets.token_urlsafe(24)
         host = f"{postgres_name(owner.name, database)}.{owner.namespace}.svc"
         url = f"postgresql+asyncpg://{POSTGRES_USER}:{password}@{host}:{POSTGRES_PORT}/{database}"
