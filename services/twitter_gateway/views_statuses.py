@@ -21,6 +21,9 @@ HOME_MAX_LIMIT = 40
 HOME_REFILL_ROUNDS = 3
 MAX_IDEMPOTENCY_KEY = 200
 BOOLEAN_FLAGS = {"exclude_replies", "exclude_reblogs", "only_media", "pinned"}
+# Every status is readable by everyone here (no follower-only or direct delivery yet), so the API
+# refuses the visibilities that promise otherwise rather than leak what a user meant to keep private.
+SUPPORTED_VISIBILITIES = ("public", "unlisted")
 
 
 def path_status_id(request: web.Request) -> int:
@@ -42,6 +45,11 @@ async def _viewer_id(request: web.Request) -> int | None:
 async def post_status(request: web.Request) -> web.Response:
     account_id = await require_user(request, "write:statuses")
     fields = await read_json_object(request)
+    visibility = fields.get("visibility")
+    if visibility not in (None, "", *SUPPORTED_VISIBILITIES):
+        raise ValidationFailed(
+            f"Validation failed: visibility {visibility!r} is not supported by this server; use public or unlisted"
+        )
     body: dict[str, Any] = {"account_id": str(account_id)}
     for key in ("status", "in_reply_to_id", "visibility", "spoiler_text", "sensitive", "language"):
         if fields.get(key) not in (None, ""):

@@ -20,7 +20,7 @@ from twitter_post.tables import consumer_cursors, consumer_leases, outbox
 from twitter_shared.consumer import OutboxConsumer
 from twitter_shared.errors import ServiceError
 from twitter_shared.outbox import OutboxReader
-from twitter_shared.runtime import ENGINE, SETTINGS, client, internal_auth_middleware, use_clients, use_database, use_ids
+from twitter_shared.runtime import ENGINE, SETTINGS, background_client, internal_auth_middleware, use_clients, use_database, use_ids
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import build_app
 
@@ -35,7 +35,9 @@ def create_app(settings: Settings) -> web.Application:
     app = build_app(service=ServiceName.POST)
     app[SETTINGS] = settings
     app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(app, url=settings.database_url(ServiceName.POST))
+    use_database(
+        app, url=settings.database_url(ServiceName.POST), lost_exit_seconds=settings.database_lost_exit_seconds
+    )
     use_ids(app)
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT])
     app.cleanup_ctx.append(_outbox_reader(settings))
@@ -55,7 +57,7 @@ def _outbox_reader(settings: Settings) -> Callable:
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     consumer = OutboxConsumer(
         source=ServiceName.ACCOUNT,
-        client=client(app, ServiceName.ACCOUNT),
+        client=background_client(app, ServiceName.ACCOUNT),
         engine=app[ENGINE],
         cursors=consumer_cursors,
         leases=consumer_leases,

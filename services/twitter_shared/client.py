@@ -4,7 +4,9 @@ Every call carries the service token and the current request id. Only idempotent
 calls (GET, PUT, DELETE, or a POST the caller marks idempotent) are retried, with
 full-jitter exponential backoff. After ``breaker_failures`` consecutive failures the
 breaker opens and calls fail at once with ``Unavailable`` until ``breaker_reset_seconds``
-pass; then one trial call decides whether it closes again.
+pass; then one trial call decides whether it closes again. Background work (outbox
+consumers, readiness probes) uses clients without a breaker: it has its own
+backoff, and its failures while a neighbour starts must not fail user requests.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class InternalClient:
         token: str,
         timeout_seconds: float,
         retries: int,
-        breaker: CircuitBreaker,
+        breaker: CircuitBreaker | None,
         session: aiohttp.ClientSession,
     ) -> None:
         self.service = service
@@ -104,12 +106,12 @@ class InternalClient:
         may_retry = idempotent or method in IDEMPOTENT_METHODS
         attempts = 1 + (self.retries if may_retry else 0)
         for attempt in range(1, attempts + 1):
-            if not self.breaker.allow():
+            if self.breaker is not None and not self.breaker.allow():
                 raise Unavailable(f"The {self.service} service is unavailable, try again shortly")
             try:
                 result = await self._send(method, path, params=params, body=body, timeout_seconds=timeout_seconds)
             except (aiohttp.ClientError, TimeoutError, _TransientFailure) as error:
-                if self.breaker.record_failure():
+                if self.breaker is not None and self.breaker.record_failure():
                     log.warning("client.breaker_opened", target=self.service, reset_seconds=self.breaker.reset_seconds)
                 if attempt == attempts:
                     log.warning("client.call_failed", target=self.service, path=path, attempts=attempt, error=repr(error))
@@ -120,7 +122,8 @@ class InternalClient:
                 log.info("client.retrying", target=self.service, path=path, attempt=attempt, delay_seconds=round(delay, 3))
                 await asyncio.sleep(delay)
                 continue
-            self.breaker.record_success()
+            if self.breaker is not None:
+                self.breaker.record_success()
             return result
         raise AssertionError("unreachable: the loop returns or raises")
 

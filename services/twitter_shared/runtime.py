@@ -34,6 +34,7 @@ EXIT_DATABASE_LOST = 3
 ENGINE = web.AppKey("engine", AsyncEngine)
 IDS = web.AppKey("ids", IdGenerator)
 CLIENTS = web.AppKey("clients", dict)
+BACKGROUND_CLIENTS = web.AppKey("background_clients", dict)
 SETTINGS = web.AppKey("settings", Settings)
 
 
@@ -117,26 +118,31 @@ def use_ids(app: web.Application) -> None:
 
 
 def use_clients(app: web.Application, *, settings: Settings, targets: list[ServiceName]) -> None:
-    """Create one internal client per target service; their health counts towards ``/readyz``."""
+    """Create internal clients per target service; their health counts towards ``/readyz``.
+
+    Each target gets a client with a circuit breaker for request handling and one
+    without for background work (see ``background_client``).
+    """
 
     async def clients_context(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=30)
         session = aiohttp.ClientSession(connector=connector)
         token = settings.service_token.get_secret_value() if settings.service_token else ""
-        app[CLIENTS] = {
-            target: InternalClient(
+
+        def make(target: ServiceName, *, with_breaker: bool) -> InternalClient:
+            breaker = CircuitBreaker(failures_to_open=settings.breaker_failures, reset_seconds=settings.breaker_reset_seconds)
+            return InternalClient(
                 service=str(target),
                 base_url=settings.service_url(target),
                 token=token,
                 timeout_seconds=settings.internal_timeout_seconds,
                 retries=settings.internal_retries,
-                breaker=CircuitBreaker(
-                    failures_to_open=settings.breaker_failures, reset_seconds=settings.breaker_reset_seconds
-                ),
+                breaker=breaker if with_breaker else None,
                 session=session,
             )
-            for target in targets
-        }
+
+        app[CLIENTS] = {target: make(target, with_breaker=True) for target in targets}
+        app[BACKGROUND_CLIENTS] = {target: make(target, with_breaker=False) for target in targets}
         yield
         await session.close()
 
@@ -147,10 +153,16 @@ def use_clients(app: web.Application, *, settings: Settings, targets: list[Servi
 
 def _service_alive(app: web.Application, target: ServiceName) -> Callable:
     async def check() -> None:
-        await app[CLIENTS][target].get("/healthz")
+        await app[BACKGROUND_CLIENTS][target].get("/healthz")
 
     return check
 
 
 def client(app: web.Application, target: ServiceName) -> InternalClient:
+    """The client for calls made while handling a request (with a circuit breaker)."""
     return app[CLIENTS][target]
+
+
+def background_client(app: web.Application, target: ServiceName) -> InternalClient:
+    """The client for background loops such as outbox consumers, which back off on their own."""
+    return app[BACKGROUND_CLIENTS][target]

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         5, ge=1, description="Consecutive failures after which calls to a service stop for a while."
     )
     breaker_reset_seconds: float = Field(
-        5.0, gt=0, description="How long an open circuit breaker rejects calls before trying again."
+        2.0, gt=0, description="How long an open circuit breaker rejects calls before trying again."
     )
     database_lost_exit_seconds: float = Field(
         60.0,

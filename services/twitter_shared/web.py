@@ -27,6 +27,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A client-supplied request id is kept only if it is short and plain, so it is safe in logs.
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 READINESS_TIMEOUT_SECONDS = 2.0
+CLIENT_CLOSED_REQUEST = 499
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 SERVICE_NAME = web.AppKey("service_name", str)
@@ -77,6 +78,10 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
+    except asyncio.CancelledError:
+        # The client went away or the server is stopping; nginx's 499 names that, and no answer is sent.
+        status = CLIENT_CLOSED_REQUEST
+        raise
     finally:
         elapsed = time.perf_counter() - started
         metrics = request.app.get(METRICS)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from twitter_shared.consumer import OutboxConsumer
 from twitter_shared.errors import ServiceError
-from twitter_shared.runtime import ENGINE, SETTINGS, client, internal_auth_middleware, use_clients, use_database
+from twitter_shared.runtime import ENGINE, SETTINGS, background_client, internal_auth_middleware, use_clients, use_database
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import build_app
 from twitter_timeline import store, views
@@ -34,7 +34,9 @@ def create_app(settings: Settings) -> web.Application:
     app = build_app(service=ServiceName.TIMELINE)
     app[SETTINGS] = settings
     app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(app, url=settings.database_url(ServiceName.TIMELINE))
+    use_database(
+        app, url=settings.database_url(ServiceName.TIMELINE), lost_exit_seconds=settings.database_lost_exit_seconds
+    )
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST])
     app.cleanup_ctx.append(_background_tasks)
     app.router.add_get(r"/internal/timelines/{owner_id:\d+}", views.home_timeline)
@@ -45,11 +47,11 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    handlers = TimelineEvents(posts=client(app, ServiceName.POST), cap=settings.timeline_max_entries)
+    handlers = TimelineEvents(posts=background_client(app, ServiceName.POST), cap=settings.timeline_max_entries)
     consumers = {
         source: OutboxConsumer(
             source=source,
-            client=client(app, source),
+            client=background_client(app, source),
             engine=app[ENGINE],
             cursors=consumer_cursors,
             leases=consumer_leases,
