@@ -51,7 +51,7 @@ class DatasetError(Exception):
 
 
 class SkipReason(enum.StrEnum):
-    """Why a tweet was not posted; the summary counts tweets per reason."""
+    """The reason a tweet was not posted; the summary counts tweets per reason."""
 
     MALFORMED_ROW = "malformed row (wrong column count, author not an integer or time not ISO 8601)"
     EMPTY_TEXT = "empty text"
@@ -114,7 +114,7 @@ class Credentials:
 def credentials(node: int, *, seed: str = DEFAULT_PASSWORD_SEED) -> Credentials:
     """Return the deterministic registration details of node ``node``'s account.
 
-    The password is derived from the seed, so anyone who knows the seed can log in
+    The password is derived from the seed, so anyone who has the seed can log in
     as a dataset account: these are demo accounts. Pass another seed to the loader
     and the checker (``--password-seed``) on a system that others can reach.
     """

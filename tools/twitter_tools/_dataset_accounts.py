@@ -1,8 +1,9 @@
 """The dataset's accounts on a running system: registered, or found again and logged in to.
 
-A known token is tried first (``verify_credentials``); without one, the loader
-registers the account, and a username that is taken (422 ``ERR_TAKEN``) means an
-earlier run registered it, so the deterministic password logs in. The checker
+A known token is tried first (``verify_credentials``). Without one, the loader
+looks the username up and registers the account if it is not found. A username
+that exists (or a registration answered 422 ``ERR_TAKEN``) means an earlier run
+registered it, so the deterministic password logs in. The checker
 and the benchmarks never register: they log in or fail.
 """
 
@@ -11,10 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-# Registration and the password grant each cost the server one argon2 hash (about 0.2 s of CPU
-# with argon2-cffi's default parameters on a 2-core machine); more at once only queue up behind
-# the account service's internal timeout.
-PASSWORD_CALLS_IN_FLIGHT = 4
+# Registration and the password grant each cost the server one argon2 hash. More of them at once
+# only queue up on the server's CPU and run into the gateway's timeout for internal calls.
+PASSWORD_CALLS_IN_FLIGHT = 8
 
 from twitter_tools._dataset import Credentials, credentials
 from twitter_tools._public_client import ClientError, Progress, PublicClient, TokenFile, UnexpectedAnswer

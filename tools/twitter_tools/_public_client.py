@@ -1,11 +1,11 @@
 """A bulk client of the public API for the loader, the checker and the benchmarks.
 
-It bounds the number of requests in flight, retries what is safe to retry
-(connection failures and 502/503/504: every call the loader makes is idempotent
-by design, see ``loader``), stops at the first 429 instead of sleeping through a
-rate-limit window, and keeps the dataset accounts' tokens in a file so that a
-second run or the checker need not log in 962 times (each login costs the server
-an argon2 hash).
+It bounds the number of requests in flight and retries connection failures and
+502/503/504, which is safe because every call the loader makes is idempotent by
+design (see ``loader``). It stops at the first 429 instead of sleeping through a
+rate-limit window. It keeps the dataset accounts' tokens in a file, so a second
+run or the checker need not log in 962 times (each login costs the server an
+argon2 hash).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,16 +45,16 @@ class ClientError(Exception):
 
 
 class Unreachable(ClientError):
-    """No answer from the system, or only server errors, after every retry."""
+    """No response from the system, or only server errors, after every retry."""
 
 
 class RateLimited(ClientError):
-    """The system answered 429: its rate limits are on."""
+    """The system responded 429 because its rate limits are on."""
 
 
 class UnexpectedAnswer(ClientError):
     def __init__(self, method: str, path: str, answer: Answer) -> None:
-        super().__init__(f"{method} {path} answered {answer.status}: {answer.body!r}")
+        super().__init__(f"{method} {path} failed with {answer.status}: {answer.body!r}")
         self.answer = answer
 
 
@@ -89,7 +88,7 @@ class PublicClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        """Send one request, retrying failures that may be transient; return any answer but 429 and 5xx."""
+        """Send one request, retrying failures that may be transient; return any response but 429 and 5xx."""
         request_headers = dict(headers or {})
         if token is not None:
             request_headers["Authorization"] = f"Bearer {token}"
@@ -101,7 +100,7 @@ class PublicClient:
                 last_failure = repr(error)
             else:
                 if answer.status == 429:
-                    raise RateLimited(f"{method} {path} answered 429 ({answer.error}): {RATE_LIMIT_ADVICE}")
+                    raise RateLimited(f"{method} {path} was rejected with 429 ({answer.error}): {RATE_LIMIT_ADVICE}")
                 if answer.status not in RETRIED_STATUSES:
                     return answer
                 last_failure = f"{answer.status} {answer.error}"
@@ -127,7 +126,7 @@ class PublicClient:
         return Answer(response.status, body)
 
     async def expect(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request that must answer 200; return its body."""
+        """Send a request that must succeed with 200; return its body."""
         answer = await self.call(method, path, **kwargs)
         if answer.status != 200:
             raise UnexpectedAnswer(method, path, answer)
@@ -151,7 +150,7 @@ class PublicClient:
         return app["client_id"], app["client_secret"], grant["access_token"]
 
     async def log_in(self, app: tuple[str, str, str], login: Credentials) -> Answer:
-        """Ask for a user token with the password grant; the answer is 200 or tells why not."""
+        """Request a user token with the password grant; return the response, 200 or an error."""
         client_id, client_secret, _ = app
         return await self.call(
             "POST",
@@ -236,7 +235,3 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

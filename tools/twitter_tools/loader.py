@@ -7,12 +7,13 @@ for the mapping and the text rules). Requests run concurrently, at most
 
 A second run adds nothing, however long after the first:
 
-- accounts: registration of a taken username answers 422, so the loader logs in
-  with the deterministic password instead;
+- accounts: a username that exists already (found by ``accounts/lookup``, or a
+  registration rejected with 422 ``ERR_TAKEN``) is logged in to with the
+  deterministic password instead of registered;
 - follows: an account whose ``following_count`` already equals its number of
   friends is skipped; otherwise its following list is read and only the missing
-  follows are sent (a repeated follow answers 422 "already following", which
-  counts as done);
+  follows are sent (a repeated follow is rejected with 422 "already following",
+  which counts as done);
 - tweets: each account's statuses are read first, and a tweet whose text is
   already among them (compared as plain text, whitespace collapsed, counted as
   a multiset so that repeated texts work) is not posted again. Posts carry an
@@ -305,7 +306,7 @@ async def _post_after(
             summary.skipped[f"{SERVER_REJECTED}: {answer.error}"] += 1
             log.warning("load.tweet_rejected", row=tweet.row, account=account.username, error=answer.error)
         else:
-            raise ClientError(f"posting row {tweet.row} as {account.username} answered {answer.status}: {answer.body!r}")
+            raise ClientError(f"posting row {tweet.row} as {account.username} failed with {answer.status}: {answer.body!r}")
         progress.advance()
     finally:
         if not done.done():
