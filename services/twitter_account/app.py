@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from twitter_account import views
 from twitter_account.tables import outbox
-from twitter_shared.outbox import OutboxReader
-from twitter_shared.runtime import ENGINE, SETTINGS, internal_auth_middleware, use_database, use_ids
+from twitter_shared.runtime import SETTINGS, events, internal_auth_middleware, use_database, use_ids, use_outbox
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import build_app
 
@@ -24,17 +21,9 @@ def create_app(settings: Settings) -> web.Application:
         app, url=settings.database_url(ServiceName.ACCOUNT), lost_exit_seconds=settings.database_lost_exit_seconds
     )
     use_ids(app)
-    app.cleanup_ctx.append(_outbox_reader(settings))
+    use_outbox(app, outbox=outbox, poll_seconds=settings.outbox_poll_seconds)
     add_routes(app.router)
     return app
-
-
-def _outbox_reader(settings: Settings):  # noqa: ANN202 - aiohttp cleanup context
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        app[views.OUTBOX_READER] = OutboxReader(engine=app[ENGINE], outbox=outbox, poll_seconds=settings.outbox_poll_seconds)
-        yield
-
-    return context
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -56,5 +45,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"/internal/accounts/{ID}/following", views.following)
     router.add_get(f"/internal/accounts/{ID}/follower-ids", views.follower_ids)
     router.add_get("/internal/follows", views.all_follows)
-    router.add_get("/internal/events", views.events)
+    router.add_get("/internal/events", events)
     router.add_get("/internal/stats", views.stats)

@@ -7,28 +7,11 @@ from aiohttp import web
 from twitter_account import store
 from twitter_account.validation import check_profile
 from twitter_shared.errors import ValidationFailed
-from twitter_shared.outbox import OutboxReader
-from twitter_shared.pagination import parse_id, parse_page
-from twitter_shared.runtime import ENGINE, IDS
+from twitter_shared.pagination import MAX_BATCH_IDS, parse_id, parse_page, path_id, query_ids
+from twitter_shared.runtime import ENGINE, IDS, OUTBOX_READER
 from twitter_shared.web import json_response, read_json_object
 
-OUTBOX_READER = web.AppKey("outbox_reader", OutboxReader)
-MAX_BATCH_IDS = 200
 MAX_FOLLOW_PAGE = 80
-
-
-def path_id(request: web.Request, name: str = "id") -> int:
-    value = parse_id(request.match_info[name], name=name)
-    assert value is not None  # the route pattern only matches non-empty segments
-    return value
-
-
-def query_ids(request: web.Request, name: str = "ids") -> list[int]:
-    raw = request.query.get(name, "")
-    values = [parse_id(part, name=name) for part in raw.split(",") if part]
-    if len(values) > MAX_BATCH_IDS:
-        raise ValidationFailed(f"at most {MAX_BATCH_IDS} ids per request")
-    return [value for value in values if value is not None]
 
 
 async def create_app(request: web.Request) -> web.Response:
@@ -141,10 +124,6 @@ async def all_follows(request: web.Request) -> web.Response:
 
 async def follower_ids(request: web.Request) -> web.Response:
     return json_response(await store.follower_ids(request.app[ENGINE], account_id=path_id(request)))
-
-
-async def events(request: web.Request) -> web.Response:
-    return await request.app[OUTBOX_READER].handle(request)
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
@@ -19,8 +19,18 @@ from twitter_post.events import apply_account_events
 from twitter_post.tables import consumer_cursors, consumer_leases, outbox
 from twitter_shared.consumer import OutboxConsumer
 from twitter_shared.errors import ServiceError
-from twitter_shared.outbox import OutboxReader
-from twitter_shared.runtime import ENGINE, SETTINGS, background_client, internal_auth_middleware, use_clients, use_database, use_ids
+from twitter_shared.runtime import (
+    ENGINE,
+    OUTBOX_READER,
+    SETTINGS,
+    background_client,
+    events,
+    internal_auth_middleware,
+    use_clients,
+    use_database,
+    use_ids,
+    use_outbox,
+)
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import build_app
 
@@ -40,18 +50,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     use_ids(app)
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT])
-    app.cleanup_ctx.append(_outbox_reader(settings))
+    use_outbox(app, outbox=outbox, poll_seconds=settings.outbox_poll_seconds)
     app.cleanup_ctx.append(_background_tasks)
     add_routes(app.router)
     return app
-
-
-def _outbox_reader(settings: Settings) -> Callable:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        app[views.OUTBOX_READER] = OutboxReader(engine=app[ENGINE], outbox=outbox, poll_seconds=settings.outbox_poll_seconds)
-        yield
-
-    return context
 
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
@@ -65,7 +67,7 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     )
 
     async def announce_deletions() -> None:
-        app[views.OUTBOX_READER].notify()
+        app[OUTBOX_READER].notify()
 
     consumer.on_batch_applied = announce_deletions
     app[ACCOUNT_CONSUMER] = consumer
@@ -109,5 +111,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"/internal/accounts/{ID}/status-refs", views.account_status_refs)
     router.add_get("/internal/status-refs", views.status_refs)
     router.add_get("/internal/stats", views.instance_stats)
-    router.add_get("/internal/events", views.events)
+    router.add_get("/internal/events", events)
     router.add_get("/internal/progress", views.progress)

@@ -13,14 +13,11 @@ from twitter_shared.client import InternalClient
 from twitter_shared.consumer import read_cursor
 from twitter_shared.database import read_only
 from twitter_shared.errors import ValidationFailed
-from twitter_shared.outbox import OutboxReader
-from twitter_shared.pagination import parse_id, parse_page
-from twitter_shared.runtime import ENGINE, IDS, SETTINGS, client
+from twitter_shared.pagination import parse_id, parse_page, path_id, query_ids
+from twitter_shared.runtime import ENGINE, IDS, OUTBOX_READER, SETTINGS, client
 from twitter_shared.settings import ServiceName
 from twitter_shared.web import json_response, read_json_object
 
-OUTBOX_READER = web.AppKey("outbox_reader", OutboxReader)
-MAX_BATCH_IDS = 200
 DEFAULT_PAGE = 20
 MAX_PAGE = 40
 DEFAULT_REFS = 800
@@ -31,20 +28,6 @@ MAX_LANGUAGE = 16
 TRUE_VALUES = {"1", "true", "True", "on", "yes"}
 # Above any outbox position: a read after it returns only the outbox head, no events.
 BEYOND_ANY_POSITION = 1 << 62
-
-
-def path_id(request: web.Request, name: str = "id") -> int:
-    value = parse_id(request.match_info[name], name=name)
-    assert value is not None  # the route pattern only matches non-empty segments
-    return value
-
-
-def query_ids(request: web.Request, name: str = "ids") -> list[int]:
-    raw = request.query.get(name, "")
-    values = [parse_id(part, name=name) for part in raw.split(",") if part]
-    if len(values) > MAX_BATCH_IDS:
-        raise ValidationFailed(f"at most {MAX_BATCH_IDS} ids per request")
-    return [value for value in values if value is not None]
 
 
 def query_flag(request: web.Request, name: str) -> bool:
@@ -210,10 +193,6 @@ async def status_refs(request: web.Request) -> web.Response:
 
 async def instance_stats(request: web.Request) -> web.Response:
     return json_response(await store.instance_stats(request.app[ENGINE]))
-
-
-async def events(request: web.Request) -> web.Response:
-    return await request.app[OUTBOX_READER].handle(request)
 
 
 async def progress(request: web.Request) -> web.Response:

@@ -117,7 +117,7 @@ class InternalClient:
                     log.warning("client.call_failed", target=self.service, path=path, attempts=attempt, error=repr(error))
                     if isinstance(error, _TransientFailure):
                         raise error.error from None
-                    raise Unavailable(f"The {self.service} service did not answer, try again shortly") from error
+                    raise Unavailable(f"The {self.service} service did not respond, try again shortly") from error
                 delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
                 log.info("client.retrying", target=self.service, path=path, attempt=attempt, delay_seconds=round(delay, 3))
                 await asyncio.sleep(delay)
@@ -152,19 +152,19 @@ class InternalClient:
             try:
                 payload = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError as error:
-                raise UpstreamError(f"The {self.service} service sent an unreadable answer") from error
+                raise UpstreamError(f"The {self.service} service returned an unreadable response") from error
             if response.status == 503:
                 raise _TransientFailure(Unavailable(f"The {self.service} service is unavailable, try again shortly"))
             if response.status >= 500:
                 raise _TransientFailure(UpstreamError(f"The {self.service} service failed"))
             if response.status >= 400:
-                # A 4xx is a definite answer about this request: pass it on, never retry it.
+                # A 4xx is a definite response about this request, so pass it on and never retry it.
                 raise error_for_status(response.status, payload)
             return payload
 
 
 class _TransientFailure(Exception):
-    """A 5xx answer: counts against the breaker and may be retried; carries the error to raise at the end."""
+    """A 5xx response, which counts against the breaker and may be retried; ``error`` is raised at the end."""
 
     def __init__(self, error: ServiceError) -> None:
         super().__init__(error.message)

@@ -29,7 +29,7 @@ log = structlog.get_logger()
 
 LEASE_SECONDS = 15
 LONG_POLL_MS = 4_000
-# The long poll's HTTP timeout is its wait plus this margin for the answer itself.
+# The long poll's HTTP timeout is its wait plus this margin for the response itself.
 LONG_POLL_MARGIN_SECONDS = 5.0
 RETRY_CAP_SECONDS = 5.0
 

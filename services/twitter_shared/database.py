@@ -27,7 +27,7 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Create an engine; for SQLite, create the folder and switch on WAL so readers never block the writer."""
+    """Create an engine. For SQLite, also create the folder and switch on WAL, so readers do not block the writer."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import ColumnElement, Select
 
 from twitter_shared.errors import ValidationFailed
 
 MAX_ID_VALUE = (1 << 63) - 1
+MAX_BATCH_IDS = 200
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,19 @@ def parse_page(query: Mapping[str, str], *, default_limit: int, max_limit: int) 
         min_id=parse_id(query.get("min_id"), name="min_id"),
         limit=limit,
     )
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """Parse an id from the URL path; the route pattern already matched digits only."""
+    value = parse_id(request.match_info[name], name=name)
+    assert value is not None  # the route pattern only matches non-empty segments
+    return value
+
+
+def query_ids(request: web.Request, name: str = "ids") -> list[int]:
+    """Parse a comma-separated list of ids from the query string, at most ``MAX_BATCH_IDS``."""
+    raw = request.query.get(name, "")
+    values = [parse_id(part, name=name) for part in raw.split(",") if part]
+    if len(values) > MAX_BATCH_IDS:
+        raise ValidationFailed(f"at most {MAX_BATCH_IDS} ids per request")
+    return [value for value in values if value is not None]

@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import structlog
 from aiohttp import web
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from twitter_shared.client import SERVICE_TOKEN_HEADER, CircuitBreaker, InternalClient
 from twitter_shared.database import create_engine, ping
 from twitter_shared.errors import Unauthorized, Unavailable
 from twitter_shared.ids import IdGenerator, WorkerLease, keep_lease
+from twitter_shared.outbox import OutboxReader
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import EXIT_CODE, READINESS_CHECKS
 
@@ -35,6 +37,7 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 IDS = web.AppKey("ids", IdGenerator)
 CLIENTS = web.AppKey("clients", dict)
 BACKGROUND_CLIENTS = web.AppKey("background_clients", dict)
+OUTBOX_READER = web.AppKey("outbox_reader", OutboxReader)
 SETTINGS = web.AppKey("settings", Settings)
 
 
@@ -98,6 +101,21 @@ async def _watch_database(app: web.Application, engine: AsyncEngine, lost_exit_s
             failing_since = None
 
 
+def use_outbox(app: web.Application, *, outbox: Table, poll_seconds: float) -> None:
+    """Serve the app's outbox to consumers through ``OUTBOX_READER`` (mount its ``handle`` at /internal/events)."""
+
+    async def outbox_context(app: web.Application) -> AsyncIterator[None]:
+        app[OUTBOX_READER] = OutboxReader(engine=app[ENGINE], outbox=outbox, poll_seconds=poll_seconds)
+        yield
+
+    app.cleanup_ctx.append(outbox_context)
+
+
+async def events(request: web.Request) -> web.Response:
+    """Handle ``GET /internal/events`` for an app set up with ``use_outbox``."""
+    return await request.app[OUTBOX_READER].handle(request)
+
+
 def use_ids(app: web.Application) -> None:
     """Lease an id worker number from the app's database for as long as the app runs."""
 
@@ -159,10 +177,10 @@ def _service_alive(app: web.Application, target: ServiceName) -> Callable:
 
 
 def client(app: web.Application, target: ServiceName) -> InternalClient:
-    """The client for calls made while handling a request (with a circuit breaker)."""
+    """Return the client for calls made while handling a request (it has a circuit breaker)."""
     return app[CLIENTS][target]
 
 
 def background_client(app: web.Application, target: ServiceName) -> InternalClient:
-    """The client for background loops such as outbox consumers, which back off on their own."""
+    """Return the client for background loops such as outbox consumers, which back off on their own."""
     return app[BACKGROUND_CLIENTS][target]

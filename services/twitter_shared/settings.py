@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     database_lost_exit_seconds: float = Field(
         60.0,
         gt=0,
-        description="How long a service answers 503 without its database before it exits non-zero to be restarted.",
+        description="How long a service returns 503 without its database before it exits non-zero to be restarted.",
     )
     token_cache_seconds: float = Field(
         2.0, ge=0, description="How long the gateway trusts a checked access token; bounds revocation delay."

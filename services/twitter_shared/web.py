@@ -33,7 +33,7 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 SERVICE_NAME = web.AppKey("service_name", str)
 READINESS_CHECKS = web.AppKey("readiness_checks", list)
 METRICS = web.AppKey("metrics", "RequestMetrics")
-# Exit code a watchdog asks for before it stops the process; ``serve`` returns it.
+# Exit codes a watchdog requests before it stops the process; ``serve`` returns the highest.
 EXIT_CODE = web.AppKey("exit_code", list)
 
 
@@ -79,7 +79,7 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
     except asyncio.CancelledError:
-        # The client went away or the server is stopping; nginx's 499 names that, and no answer is sent.
+        # The client went away or the server is stopping, so no response is sent; nginx logs this as 499.
         status = CLIENT_CLOSED_REQUEST
         raise
     finally:
