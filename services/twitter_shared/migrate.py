@@ -49,8 +49,9 @@ def head_revision(history: str) -> str:
 async def upgrade(url: str, *, history: str) -> str:
     """Upgrade the database at ``url`` to the head of ``history``; return the revision it is at."""
     config = alembic_config(history)
-    engine = create_engine(url)
+    engine = None
     try:
+        engine = create_engine(url)
         with _sqlite_file_lock(url):
             async with engine.connect() as connection:
                 if connection.dialect.name == "postgresql":
@@ -70,7 +71,8 @@ async def upgrade(url: str, *, history: str) -> str:
     except Exception as error:
         raise MigrationError(f"migrating the {history} database failed: {error}") from error
     finally:
-        await engine.dispose()
+        if engine is not None:
+            await engine.dispose()
     log.info("migrate.finished", database=history, before=before, after=after)
     return after or ""
 

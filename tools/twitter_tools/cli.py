@@ -31,18 +31,14 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="twitter-system", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="twitter-system", description="Run and operate Twitter System: services, migrations, backups, data."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue  # TODO: drop once every listed subcommand module exists
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module_name=module_name)
-        module.add_arguments(sub)
+        importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 

@@ -15,16 +15,16 @@ log = structlog.get_logger()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "databases",
-        nargs="*",
-        choices=[str(owner) for owner in DATABASE_OWNERS],
-        help="databases to migrate (default: all three)",
-    )
+    # No argparse choices: Python 3.11 checks an empty nargs="*" list against them and rejects it.
+    parser.add_argument("databases", nargs="*", help="databases to migrate: account, post, timeline (default: all three)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(service="migrate", log_format=settings.log_format, level=settings.log_level)
+    unknown = sorted(set(args.databases) - {str(owner) for owner in DATABASE_OWNERS})
+    if unknown:
+        log.error("migrate.unknown_database", databases=unknown, known=[str(owner) for owner in DATABASE_OWNERS])
+        return 2
     owners = [ServiceName(name) for name in args.databases] or list(DATABASE_OWNERS)
     for owner in owners:
         try:
