@@ -51,7 +51,7 @@ from twitter_tools._dataset import (
     read_dataset,
 )
 from twitter_tools._dataset_accounts import DatasetAccount, resolve_accounts
-from twitter_tools._public_client import ClientError, Progress, PublicClient, TokenFile, client_session
+from twitter_tools._public_client import ClientError, Progress, PublicClient, TokenFile, Unreachable, client_session
 
 log = structlog.get_logger()
 
@@ -141,6 +141,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except DatasetError as error:
         log.error("load.dataset_invalid", error=str(error))
         return 2
+    except Unreachable as error:
+        log.error(
+            "load.unreachable",
+            error=str(error),
+            action="start the system first (`TWITTER_RATE_LIMIT_ENABLED=false make run`) or pass --url; then run the loader again",
+        )
+        return 1
     except ClientError as error:
         log.error("load.stopped", error=str(error), action="fix the cause, then run the loader again: it resumes")
         return 1
