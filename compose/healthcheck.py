@@ -1,4 +1,4 @@
-"""Container health check: the service on this container's port answers GET /readyz with 200.
+"""Container health check: the service on this container's port returns 200 for GET /readyz.
 
 /readyz (not /healthz) so that Compose's `condition: service_healthy` means "its
 database and the services it needs answer". Uses only the standard library,

@@ -81,7 +81,11 @@ SOURCES
 # Docker's legacy builder: the engine is Debian's 20.10 and no buildx plugin is
 # installed. `--network host` lets apt-get inside a build reach Debian's mirror.
 docker_build() {
-    DOCKER_BUILDKIT=0 "$DOCKER" build --network host --quiet "$@" >/dev/null
+    local build_log="$TWITTER_CI_RUN/docker-build.log"
+    if ! DOCKER_BUILDKIT=0 "$DOCKER" build --network host "$@" >"$build_log" 2>&1; then
+        tail -n 40 "$build_log" >&2
+        die "docker build $* failed; the end of its output is above"
+    fi
 }
 
 build_database_and_proxy_images() {
@@ -109,7 +113,8 @@ fill_wheelhouse() {
     build_requirements="$(python3 -c "import sys, tomllib; print(' '.join(tomllib.load(open(sys.argv[1], 'rb'))['build-system']['requires']))" "$REPO/pyproject.toml")"
     # shellcheck disable=SC2086 # one word per build requirement
     python3 -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELHOUSE" \
-        -r "$requirements" $build_requirements
+        -r "$requirements" $build_requirements 2>&1 |
+        { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
     rm -f "$requirements"
 }
 
@@ -138,6 +143,8 @@ case "${1:-all}" in
         build_database_and_proxy_images
         fill_wheelhouse
         build_project_images
+        # Rebuilds leave the previous images untagged; on a kept engine they would pile up.
+        "$DOCKER" image prune --force >/dev/null
         ;;
     variables) print_compose_variables ;;
     *) die "usage: $0 [all|base|variables]" ;;

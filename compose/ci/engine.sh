@@ -11,7 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-# How long dockerd may take to answer on its socket, and to exit on SIGTERM.
+# How long dockerd may take to respond on its socket, and to exit on SIGTERM.
 START_TIMEOUT_SECONDS=60
 STOP_TIMEOUT_SECONDS=30
 
@@ -68,6 +68,7 @@ start_engine() {
         return 0
     fi
 
+    unmount_leftovers
     mkdir -p "$ENGINE_DATA_ROOT" "$ENGINE_EXEC_ROOT" "$TWITTER_CI_RUN"
     rm -f "$ENGINE_SOCKET" "$ENGINE_PIDFILE"
 
@@ -96,13 +97,26 @@ start_engine() {
     until "$DOCKER" version >/dev/null 2>&1; do
         if ((waited >= START_TIMEOUT_SECONDS)); then
             tail -n 30 "$ENGINE_LOG" >&2 || true
-            die "dockerd did not answer on $ENGINE_SOCKET within ${START_TIMEOUT_SECONDS}s; its log is above"
+            die "dockerd did not respond on $ENGINE_SOCKET within ${START_TIMEOUT_SECONDS}s; its log is above"
         fi
         sleep 1
         waited=$((waited + 1))
     done
     add_firewall_rules
     log "engine ready after ${waited}s (pid $(cat "$ENGINE_PIDFILE"))"
+}
+
+# A dockerd that was killed leaves its mounts behind (the data root, network
+# namespaces), which block the next start and `rm -rf` of the cache.
+unmount_leftovers() {
+    local target
+    findmnt --raw --noheadings --output TARGET | sort --reverse | while read -r target; do
+        case "$target" in
+            "$ENGINE_DATA_ROOT" | "$ENGINE_DATA_ROOT"/* | "$ENGINE_EXEC_ROOT" | "$ENGINE_EXEC_ROOT"/*)
+                umount --lazy "$target" || log "could not unmount $target"
+                ;;
+        esac
+    done
 }
 
 stop_engine() {
@@ -123,6 +137,7 @@ stop_engine() {
     else
         log "no engine of ours is running"
     fi
+    unmount_leftovers
     remove_firewall_rules
     if [[ -s $TWITTER_CI_RUN/forward-policy ]]; then
         iptables -P FORWARD "$(cat "$TWITTER_CI_RUN/forward-policy")"

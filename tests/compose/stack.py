@@ -32,7 +32,9 @@ ENGINE_ENVIRONMENT = {
     "DOCKER_CONFIG": str(CACHE / "docker-config"),
 }
 COMPOSE_V1 = "/usr/bin/docker-compose"
-DEVELOPMENT_FILES: tuple[str, ...] = ()  # Compose reads docker-compose.yml and its override by default.
+DEVELOPMENT_FILES: tuple[
+    str, ...
+] = ()  # Compose reads docker-compose.yml and its override by default.
 PRODUCTION_FILES = ("docker-compose.yml", "docker-production.yml")
 
 # Variables that point the Compose files at the images compose/ci/build-images.sh builds.
@@ -41,7 +43,19 @@ OFFLINE_IMAGES = {
     "TWITTER_POSTGRES_IMAGE": "twitter-system-postgres:15",
     "TWITTER_NGINX_IMAGE": "twitter-system-nginx:bookworm",
 }
-SECRET_VARIABLES = ("TWITTER_SERVICE_TOKEN", "ACCOUNT_DB_PASSWORD", "POST_DB_PASSWORD", "TIMELINE_DB_PASSWORD")
+SECRET_VARIABLES = (
+    "TWITTER_SERVICE_TOKEN",
+    "ACCOUNT_DB_PASSWORD",
+    "POST_DB_PASSWORD",
+    "TIMELINE_DB_PASSWORD",
+)
+
+
+@dataclass(frozen=True)
+class BuiltImages:
+    """The private engine is running and holds every image; ``canary`` was in the build context."""
+
+    canary: str | None
 
 
 class ComposeCommandError(AssertionError):
@@ -58,15 +72,31 @@ def require_root_for(purpose: str) -> None:
     pytest.skip(message)
 
 
-def require_programs(*, purpose: str) -> None:
-    """Skip (fail where CI=true) unless both Compose programs are installed."""
-    plugin = Path(ENGINE_ENVIRONMENT["DOCKER_CONFIG"]) / "cli-plugins" / "docker-compose"
+def install_tools() -> None:
+    """Install the engine and both Compose programs (compose/ci/install-tools.sh; quick when done before)."""
+    run(["bash", str(CI_SCRIPTS / "install-tools.sh")], timeout=600)
+
+
+def missing_programs() -> list[str]:
+    plugin = (
+        Path(ENGINE_ENVIRONMENT["DOCKER_CONFIG"]) / "cli-plugins" / "docker-compose"
+    )
     missing = [str(path) for path in (plugin, Path(COMPOSE_V1)) if not path.exists()]
     if shutil.which("docker") is None:
         missing.append("docker (the CLI)")
+    return missing
+
+
+def require_programs(*, purpose: str) -> None:
+    """Install both Compose programs as root; elsewhere skip (fail where CI=true) without them."""
+    if missing_programs() and os.geteuid() == 0:
+        install_tools()
+    missing = missing_programs()
     if not missing:
         return
-    message = f"{purpose} needs {', '.join(missing)}: run compose/ci/install-tools.sh as root"
+    message = (
+        f"{purpose} needs {', '.join(missing)}: run compose/ci/install-tools.sh as root"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -99,7 +129,10 @@ def run(
 
 
 def compose_config(
-    *, files: Sequence[str], environment: Mapping[str, str] | None = None, version: int = 2
+    *,
+    files: Sequence[str],
+    environment: Mapping[str, str] | None = None,
+    version: int = 2,
 ) -> subprocess.CompletedProcess[str]:
     """Run `config` of Compose v2 (the docker plugin) or v1 (Debian's docker-compose 1.29)."""
     file_arguments = [argument for name in files for argument in ("-f", name)]
@@ -110,7 +143,9 @@ def compose_config(
     return run(command, environment=environment, check=False, timeout=60)
 
 
-def merged_config(*, files: Sequence[str], environment: Mapping[str, str] | None = None) -> dict[str, Any]:
+def merged_config(
+    *, files: Sequence[str], environment: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     completed = compose_config(files=files, environment=environment)
     if completed.returncode != 0:
         raise ComposeCommandError(f"docker compose config failed:\n{completed.stderr}")
@@ -145,7 +180,9 @@ class ComposeProject:
     files: Sequence[str]
     environment: dict[str, str] = field(default_factory=dict)
 
-    def compose(self, *arguments: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self, *arguments: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         file_arguments = [argument for name in self.files for argument in ("-f", name)]
         return run(
             ["docker", "compose", "-p", self.name, *file_arguments, *arguments],
@@ -153,6 +190,19 @@ class ComposeProject:
             check=check,
             timeout=timeout,
         )
+
+    def save_logs(self) -> None:
+        """Keep the containers' logs for reading after a failed run; the path goes to the test output."""
+        try:
+            logs = self.compose(
+                "logs", "--no-color", "--timestamps", check=False, timeout=120
+            )
+        except (OSError, subprocess.SubprocessError):
+            return
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        path = RUN_DIR / f"{self.name}.log"
+        path.write_text(logs.stdout + logs.stderr)
+        print(f"container logs: {path}")
 
     def container_ids(self, service: str) -> list[str]:
         output = self.compose("ps", "--quiet", service).stdout
@@ -165,33 +215,43 @@ class ComposeProject:
         output = self.compose("ps", "--quiet").stdout
         return [self.inspect(container) for container in output.split()]
 
-    def exec_python(self, container: str, code: str, *, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return run(["docker", "exec", container, "python3", "-c", code], check=check, timeout=120)
-
-    def run_once(self, service: str, *command: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run_once(
+        self, service: str, *command: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """`docker compose run --rm` a command in a fresh container of ``service``."""
-        return self.compose("run", "--rm", "--no-deps", service, *command, check=check, timeout=timeout)
+        return self.compose(
+            "run", "--rm", "--no-deps", service, *command, check=check, timeout=timeout
+        )
 
     def wait_healthy(self, services: Sequence[str], *, timeout: float = 180) -> None:
         wait_for(
             lambda: all(
-                self.inspect(container)["State"].get("Health", {}).get("Status") == "healthy"
+                self.inspect(container)["State"].get("Health", {}).get("Status")
+                == "healthy"
                 for service in services
                 for container in self.container_ids(service) or ["missing"]
                 if container != "missing"
             )
             and all(self.container_ids(service) for service in services),
             timeout=timeout,
-            what=f"{', '.join(services)} healthy",
+            description=f"{', '.join(services)} healthy",
         )
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 1.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    description: str,
+    interval: float = 1.0,
+) -> None:
+    """Poll ``condition`` until it holds; fail naming ``description`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         if condition():
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {description}"
+            )
         time.sleep(interval)

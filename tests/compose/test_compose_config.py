@@ -25,7 +25,11 @@ from twitter_shared.settings import Settings
 pytestmark = pytest.mark.compose
 
 EXAMPLE_ENV = {"TWITTER_ENV_FILE": "compose/production.env.example"}
-DATABASE_NETWORKS = {"account-db": "account-data", "post-db": "post-data", "timeline-db": "timeline-data"}
+DATABASE_NETWORKS = {
+    "account-db": "account-data",
+    "post-db": "post-data",
+    "timeline-db": "timeline-data",
+}
 SERVICES = ("account", "post", "timeline", "gateway")
 MIGRATION_JOBS = ("account-migrate", "post-migrate", "timeline-migrate")
 # Each database network: the database, its service and migration job, and the
@@ -53,11 +57,19 @@ def development() -> dict[str, Any]:
 
 
 def network_members(config: dict[str, Any], network: str) -> set[str]:
-    return {name for name, service in config["services"].items() if network in (service.get("networks") or {})}
+    return {
+        name
+        for name, service in config["services"].items()
+        if network in (service.get("networks") or {})
+    }
 
 
 def published_ports(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    return {name: service["ports"] for name, service in config["services"].items() if service.get("ports")}
+    return {
+        name: service["ports"]
+        for name, service in config["services"].items()
+        if service.get("ports")
+    }
 
 
 @pytest.mark.parametrize("version", [2, 1], ids=["compose-v2", "docker-compose-1.29"])
@@ -66,7 +78,9 @@ def published_ports(config: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     [(DEVELOPMENT_FILES, {}), (PRODUCTION_FILES, EXAMPLE_ENV)],
     ids=["development", "production"],
 )
-def test_compose_accepts_configuration(files: tuple[str, ...], environment: dict[str, str], version: int) -> None:
+def test_compose_accepts_configuration(
+    files: tuple[str, ...], environment: dict[str, str], version: int
+) -> None:
     completed = compose_config(files=files, environment=environment, version=version)
 
     assert completed.returncode == 0, completed.stderr
@@ -74,19 +88,27 @@ def test_compose_accepts_configuration(files: tuple[str, ...], environment: dict
 
 
 def test_production_without_env_file_is_rejected() -> None:
-    completed = compose_config(files=PRODUCTION_FILES, environment={"TWITTER_ENV_FILE": "compose/missing.env"})
+    completed = compose_config(
+        files=PRODUCTION_FILES, environment={"TWITTER_ENV_FILE": "compose/missing.env"}
+    )
 
     assert completed.returncode != 0
     assert "missing.env" in completed.stderr
 
 
 @pytest.mark.parametrize(("database", "network"), sorted(DATABASE_NETWORKS.items()))
-def test_database_is_only_on_its_own_network(production: dict[str, Any], database: str, network: str) -> None:
+def test_database_is_only_on_its_own_network(
+    production: dict[str, Any], database: str, network: str
+) -> None:
     assert set(production["services"][database]["networks"]) == {network}
 
 
-@pytest.mark.parametrize(("network", "members"), sorted(EXPECTED_DATABASE_NETWORK_MEMBERS.items()))
-def test_database_network_holds_only_its_owner(production: dict[str, Any], network: str, members: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("network", "members"), sorted(EXPECTED_DATABASE_NETWORK_MEMBERS.items())
+)
+def test_database_network_holds_only_its_owner(
+    production: dict[str, Any], network: str, members: set[str]
+) -> None:
     assert network_members(production, network) == members
 
 
@@ -103,7 +125,9 @@ def test_outside_network_holds_gateway_and_edge(production: dict[str, Any]) -> N
     assert network_members(production, "outside") == {"gateway", "edge"}
 
 
-@pytest.mark.parametrize("network", ["account-data", "post-data", "timeline-data", "services"])
+@pytest.mark.parametrize(
+    "network", ["account-data", "post-data", "timeline-data", "services"]
+)
 def test_inner_network_is_internal(production: dict[str, Any], network: str) -> None:
     assert production["networks"][network].get("internal") is True
 
@@ -112,20 +136,28 @@ def test_production_publishes_only_the_edge(production: dict[str, Any]) -> None:
     ports = published_ports(production)
 
     assert list(ports) == ["edge"]
-    assert [(port["target"], port["published"], port.get("host_ip")) for port in ports["edge"]] == [(8080, "8080", None)]
+    assert [
+        (port["target"], port["published"], port.get("host_ip"))
+        for port in ports["edge"]
+    ] == [(8080, "8080", None)]
 
 
-def test_development_publishes_only_the_gateway_on_loopback(development: dict[str, Any]) -> None:
+def test_development_publishes_only_the_gateway_on_loopback(
+    development: dict[str, Any],
+) -> None:
     ports = published_ports(development)
 
     assert list(ports) == ["gateway"]
-    assert [(port["target"], port["published"], port["host_ip"]) for port in ports["gateway"]] == [
-        (8080, "8080", "127.0.0.1")
-    ]
+    assert [
+        (port["target"], port["published"], port["host_ip"])
+        for port in ports["gateway"]
+    ] == [(8080, "8080", "127.0.0.1")]
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_production_service_is_replicated_and_hardened(production: dict[str, Any], service: str) -> None:
+def test_production_service_is_replicated_and_hardened(
+    production: dict[str, Any], service: str
+) -> None:
     definition = production["services"][service]
 
     assert definition["deploy"]["replicas"] >= 2
@@ -138,7 +170,9 @@ def test_production_service_is_replicated_and_hardened(production: dict[str, Any
 
 
 @pytest.mark.parametrize("service", [*DATABASE_NETWORKS, "edge", "backup-scheduler"])
-def test_production_support_container_is_hardened(production: dict[str, Any], service: str) -> None:
+def test_production_support_container_is_hardened(
+    production: dict[str, Any], service: str
+) -> None:
     definition = production["services"][service]
 
     assert definition["restart"] == "always"
@@ -148,15 +182,25 @@ def test_production_support_container_is_hardened(production: dict[str, Any], se
 
 
 @pytest.mark.parametrize("job", MIGRATION_JOBS)
-def test_service_waits_for_its_migration_job(production: dict[str, Any], job: str) -> None:
+def test_service_waits_for_its_migration_job(
+    production: dict[str, Any], job: str
+) -> None:
     service = job.removesuffix("-migrate")
 
-    assert production["services"][service]["depends_on"][job]["condition"] == "service_completed_successfully"
+    assert (
+        production["services"][service]["depends_on"][job]["condition"]
+        == "service_completed_successfully"
+    )
     assert production["services"][job].get("restart", "no") == "no"
-    assert production["services"][job]["depends_on"][f"{service}-db"]["condition"] == "service_healthy"
+    assert (
+        production["services"][job]["depends_on"][f"{service}-db"]["condition"]
+        == "service_healthy"
+    )
 
 
-def test_backup_schedule_defaults_to_every_four_hours(production: dict[str, Any]) -> None:
+def test_backup_schedule_defaults_to_every_four_hours(
+    production: dict[str, Any],
+) -> None:
     scheduler = production["services"]["backup-scheduler"]
 
     assert Settings.model_fields["backup_schedule"].default == "0 */4 * * *"
@@ -175,25 +219,55 @@ def test_example_env_file_lists_every_variable_production_reads() -> None:
 
     assert read_by_containers <= listed
     assert set(SECRET_VARIABLES) <= listed
-    assert {"TWITTER_ACCOUNT_DATABASE_URL", "TWITTER_POST_DATABASE_URL", "TWITTER_TIMELINE_DATABASE_URL"} <= listed
+    assert {
+        "TWITTER_ACCOUNT_DATABASE_URL",
+        "TWITTER_POST_DATABASE_URL",
+        "TWITTER_TIMELINE_DATABASE_URL",
+    } <= listed
     assert {"TWITTER_BACKUP_SCHEDULE", "TWITTER_BACKUP_KEEP"} <= listed
 
 
 @pytest.mark.parametrize(
-    "path", ["docker-compose.yml", "docker-compose.override.yml", "docker-production.yml", "compose/production.env.example"]
+    "path",
+    [
+        "docker-compose.yml",
+        "docker-compose.override.yml",
+        "docker-production.yml",
+        "compose/production.env.example",
+    ],
 )
 def test_committed_file_holds_no_secret_value(path: str) -> None:
     text = (REPO / path).read_text()
     assignments = re.findall(
-        r"^[ \t]*(?:-[ \t]*)?(TWITTER_SERVICE_TOKEN|[A-Z_]*_DB_PASSWORD|POSTGRES_PASSWORD)[ \t]*[=:][ \t]*(\S*)", text, re.MULTILINE
+        r"^[ \t]*(?:-[ \t]*)?(TWITTER_SERVICE_TOKEN|[A-Z_]*_DB_PASSWORD|POSTGRES_PASSWORD)[ \t]*[=:][ \t]*(\S*)",
+        text,
+        re.MULTILINE,
     )
 
-    assert [(name, value) for name, value in assignments if value not in ("", '""')] == []
+    assert [
+        (name, value) for name, value in assignments if value not in ("", '""')
+    ] == []
 
 
 def test_development_configuration_holds_no_secret(development: dict[str, Any]) -> None:
-    environments = {name: service.get("environment") or {} for name, service in development["services"].items()}
+    environments = {
+        name: service.get("environment") or {}
+        for name, service in development["services"].items()
+    }
 
-    assert [name for name, environment in environments.items() if "TWITTER_SERVICE_TOKEN" in environment] == []
-    assert [name for name, environment in environments.items() if "POSTGRES_PASSWORD" in environment] == []
-    assert all(":@" not in url and "@" in url for env in environments.values() for key, url in env.items() if key.endswith("DATABASE_URL"))
+    assert [
+        name
+        for name, environment in environments.items()
+        if "TWITTER_SERVICE_TOKEN" in environment
+    ] == []
+    assert [
+        name
+        for name, environment in environments.items()
+        if "POSTGRES_PASSWORD" in environment
+    ] == []
+    assert all(
+        ":@" not in url and "@" in url
+        for env in environments.values()
+        for key, url in env.items()
+        if key.endswith("DATABASE_URL")
+    )

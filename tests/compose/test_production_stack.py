@@ -2,9 +2,9 @@
 with the Mastodon.py client: the main flow, the network segmentation, recovery from a
 killed process, the backup scheduler, and backup, wipe and restore.
 
-The module fixture starts a private engine (compose/ci/engine.sh), builds every image
-offline (compose/ci/build-images.sh), brings the stack up and tears all of it down at
-the end, also when a test or the setup fails. The tests run in file order and share
+The session fixture in conftest.py starts a private engine (compose/ci/engine.sh) and
+builds every image offline (compose/ci/build-images.sh); the module fixture brings the
+stack up and tears it down at the end, also when a test or the setup fails. The tests run in file order and share
 the stack; the restore test wipes the databases and so comes last.
 """
 
@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -27,13 +26,10 @@ import pytest
 from mastodon import Mastodon, MastodonError
 
 from tests.compose.stack import (
-    CI_SCRIPTS,
+    BuiltImages,
     OFFLINE_IMAGES,
     PRODUCTION_FILES,
-    REPO,
-    RUN_DIR,
     ComposeProject,
-    require_root_for,
     run,
     wait_for,
     write_env_file,
@@ -46,12 +42,21 @@ PROJECT_NAME = "twitter-e2e"
 PASSWORD = "correct horse battery staple"
 IMAGE_TARGETS = ("account", "post", "timeline", "gateway", "tools")
 DATABASES = ("account-db", "post-db", "timeline-db")
-LONG_RUNNING = ("account", "post", "timeline", "gateway", "edge", "backup-scheduler", *DATABASES)
+LONG_RUNNING = (
+    "account",
+    "post",
+    "timeline",
+    "gateway",
+    "edge",
+    "backup-scheduler",
+    *DATABASES,
+)
 # Registrations all arrive from the edge proxy's address; the per-address default
 # (5 per 30 minutes) would stop the test's own users.
-TEST_SETTINGS = {"TWITTER_REGISTRATION_LIMIT": "1000", "TWITTER_RATE_LIMIT_REQUESTS": "100000"}
-# Written into the build context before the images are built; no image may contain it.
-CANARY_ENV_FILE = REPO / "compose" / "production.env"
+TEST_SETTINGS = {
+    "TWITTER_REGISTRATION_LIMIT": "1000",
+    "TWITTER_RATE_LIMIT_REQUESTS": "100000",
+}
 RECOVERY_TIMEOUT_SECONDS = 120
 PROPAGATION_TIMEOUT_SECONDS = 30
 
@@ -65,9 +70,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    require_root_for("the Compose end-to-end test")
-    run(["bash", str(CI_SCRIPTS / "install-tools.sh")], timeout=600)
+def stack(
+    built_images: BuiltImages, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     env_file = tmp_path_factory.mktemp("compose") / "production.env"
     generated = write_env_file(env_file, extra=TEST_SETTINGS)
     project = ComposeProject(
@@ -75,45 +80,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         files=PRODUCTION_FILES,
         environment={**OFFLINE_IMAGES, "TWITTER_ENV_FILE": str(env_file)},
     )
-    canary = None
     try:
-        run(["bash", str(CI_SCRIPTS / "engine.sh"), "start"], timeout=120)
-        # A real production.env in this checkout stays untouched; the canary check then skips.
-        if not CANARY_ENV_FILE.exists():
-            canary = f"canary-{uuid.uuid4().hex}"
-            CANARY_ENV_FILE.write_text(f"TWITTER_SERVICE_TOKEN={canary}\n")
-        try:
-            run(["bash", str(CI_SCRIPTS / "build-images.sh"), "all"], timeout=1500)
-        finally:
-            if canary is not None:
-                CANARY_ENV_FILE.unlink()
         # Leftovers of an interrupted earlier run would keep old volumes.
         project.compose("down", "--volumes", "--remove-orphans", "--timeout", "5")
         project.compose("up", "--detach", "--no-build", "--pull", "never", timeout=600)
         project.wait_healthy(LONG_RUNNING)
-        yield Stack(project=project, secrets=generated, canary=canary)
+        yield Stack(project=project, secrets=generated, canary=built_images.canary)
     finally:
-        _save_logs(project)
-        project.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
-        run(["bash", str(CI_SCRIPTS / "engine.sh"), "stop"], check=False, timeout=120)
-
-
-def _save_logs(project: ComposeProject) -> None:
-    """Keep the containers' logs for a failed run to read; the path goes to the test output."""
-    try:
-        logs = project.compose("logs", "--no-color", "--timestamps", check=False, timeout=120)
-    except (OSError, subprocess.SubprocessError):
-        return
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    path = RUN_DIR / "compose-e2e.log"
-    path.write_text(logs.stdout + logs.stderr)
-    print(f"container logs: {path}")
+        project.save_logs()
+        project.compose(
+            "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False
+        )
 
 
 def new_user(username: str) -> Mastodon:
     client_id, client_secret = Mastodon.create_app("compose e2e", api_base_url=BASE_URL)
-    client = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=BASE_URL, request_timeout=15)
-    client.create_account(username, PASSWORD, f"{username}@example.org", agreement=True, locale="en")
+    client = Mastodon(
+        client_id=client_id,
+        client_secret=client_secret,
+        api_base_url=BASE_URL,
+        request_timeout=15,
+    )
+    client.create_account(
+        username, PASSWORD, f"{username}@example.org", agreement=True, locale="en"
+    )
     return client
 
 
@@ -126,22 +116,34 @@ def all_following(client: Mastodon, account_id: str) -> list[Any]:
 
 
 def home_ids(client: Mastodon) -> set[str]:
-    return {status.id for status in client.fetch_remaining(client.timeline_home(limit=40))}
+    return {
+        status.id for status in client.fetch_remaining(client.timeline_home(limit=40))
+    }
 
 
 def test_every_container_is_healthy_and_only_edge_publishes(stack: Stack) -> None:
     containers = stack.project.running_containers()
-    services = [container["Config"]["Labels"]["com.docker.compose.service"] for container in containers]
+    services = [
+        container["Config"]["Labels"]["com.docker.compose.service"]
+        for container in containers
+    ]
     publishing = {
         container["Config"]["Labels"]["com.docker.compose.service"]
         for container in containers
-        if any(bindings for bindings in (container["NetworkSettings"]["Ports"] or {}).values())
+        if any(
+            bindings
+            for bindings in (container["NetworkSettings"]["Ports"] or {}).values()
+        )
     }
     unhealthy = [
-        container["Name"] for container in containers if container["State"].get("Health", {}).get("Status") != "healthy"
+        container["Name"]
+        for container in containers
+        if container["State"].get("Health", {}).get("Status") != "healthy"
     ]
 
-    assert sorted(services) == sorted([*LONG_RUNNING, "account", "post", "timeline", "gateway"])
+    assert sorted(services) == sorted(
+        [*LONG_RUNNING, "account", "post", "timeline", "gateway"]
+    )
     assert unhealthy == []
     assert publishing == {"edge"}
 
@@ -157,15 +159,29 @@ def test_containers_run_as_non_root(stack: Stack) -> None:
 
 def test_images_carry_no_secrets(stack: Stack, tmp_path: Path) -> None:
     images = [f"twitter-system/{target}:latest" for target in IMAGE_TARGETS]
-    configured = [json.loads(run(["docker", "image", "inspect", image]).stdout)[0]["Config"]["Env"] for image in images]
+    configured = [
+        json.loads(run(["docker", "image", "inspect", image]).stdout)[0]["Config"][
+            "Env"
+        ]
+        for image in images
+    ]
     archive = tmp_path / "images.tar"
     run(["docker", "save", "--output", str(archive), *images], timeout=300)
     needles = [*stack.secrets.values(), *([stack.canary] if stack.canary else [])]
 
-    assert [entry for environment in configured for entry in environment if "TOKEN" in entry or "PASSWORD" in entry] == []
-    assert [needle for needle in needles if file_contains(archive, needle.encode())] == []
+    assert [
+        entry
+        for environment in configured
+        for entry in environment
+        if "TOKEN" in entry or "PASSWORD" in entry
+    ] == []
+    assert [
+        needle for needle in needles if file_contains(archive, needle.encode())
+    ] == []
     if stack.canary is None:
-        pytest.skip("compose/production.env exists in this checkout, so no canary went into the build context")
+        pytest.skip(
+            "compose/production.env exists in this checkout, so no canary went into the build context"
+        )
 
 
 def file_contains(path: Path, needle: bytes) -> bool:
@@ -192,21 +208,30 @@ def test_main_flow_through_the_edge(stack: Stack) -> None:
     bob.account_follow(alice_id)
     bob.account_follow(carol_id)
     carol.account_follow(alice_id)
-    first = alice.status_post("Hello from the production stack", idempotency_key=f"first-{suffix}")
-    repeat = alice.status_post("Hello from the production stack", idempotency_key=f"first-{suffix}")
+    first = alice.status_post(
+        "Hello from the production stack", idempotency_key=f"first-{suffix}"
+    )
+    repeat = alice.status_post(
+        "Hello from the production stack", idempotency_key=f"first-{suffix}"
+    )
     reply = carol.status_reply(first, f"@alice_{suffix} welcome")
     favourited = bob.status_favourite(first.id)
     wait_for(
         lambda: {first.id, reply.id} <= home_ids(bob),
         timeout=PROPAGATION_TIMEOUT_SECONDS,
-        what="both statuses in bob's home timeline",
+        description="both statuses in bob's home timeline",
     )
     instance = Mastodon(api_base_url=BASE_URL).instance()
 
     assert repeat.id == first.id
     assert favourited.favourites_count == 1
-    assert [status.id for status in carol.status_context(first.id).descendants] == [reply.id]
-    assert [account.id for account in bob.account_following(bob.account_verify_credentials().id)] != []
+    assert [status.id for status in carol.status_context(first.id).descendants] == [
+        reply.id
+    ]
+    assert [
+        account.id
+        for account in bob.account_following(bob.account_verify_credentials().id)
+    ] != []
     assert re.fullmatch(r"\d+\.\d+\.\d+(\+.*)?", instance.version)
 
 
@@ -226,7 +251,18 @@ print(json.dumps(results))
 
 
 def probe_databases(stack: Stack, container: str, hosts: list[str]) -> dict[str, str]:
-    completed = run(["docker", "exec", container, "python3", "-c", NETWORK_PROBE, json.dumps(hosts)], timeout=120)
+    completed = run(
+        [
+            "docker",
+            "exec",
+            container,
+            "python3",
+            "-c",
+            NETWORK_PROBE,
+            json.dumps(hosts),
+        ],
+        timeout=120,
+    )
     return json.loads(completed.stdout)
 
 
@@ -234,7 +270,10 @@ def database_addresses(stack: Stack) -> list[str]:
     addresses = []
     for database in DATABASES:
         container = stack.project.inspect(stack.project.container_ids(database)[0])
-        addresses.extend(network["IPAddress"] for network in container["NetworkSettings"]["Networks"].values())
+        addresses.extend(
+            network["IPAddress"]
+            for network in container["NetworkSettings"]["Networks"].values()
+        )
     return addresses
 
 
@@ -245,7 +284,9 @@ def test_gateway_cannot_connect_to_any_database(stack: Stack) -> None:
         results.update(probe_databases(stack, container, [*DATABASES, *addresses]))
 
     assert len(addresses) == len(DATABASES)
-    assert {host: results[host] for host in DATABASES} == dict.fromkeys(DATABASES, "unresolved")
+    assert {host: results[host] for host in DATABASES} == dict.fromkeys(
+        DATABASES, "unresolved"
+    )
     assert [address for address in addresses if results[address] == "connected"] == []
 
 
@@ -254,7 +295,11 @@ def test_service_reaches_only_its_own_database(stack: Stack) -> None:
 
     results = probe_databases(stack, account, list(DATABASES))
 
-    assert results == {"account-db": "connected", "post-db": "unresolved", "timeline-db": "unresolved"}
+    assert results == {
+        "account-db": "connected",
+        "post-db": "unresolved",
+        "timeline-db": "unresolved",
+    }
 
 
 class Poster(threading.Thread):
@@ -273,7 +318,9 @@ class Poster(threading.Thread):
         while not self.stop.is_set():
             text = f"{self.label} {number}"
             try:
-                status = self.client.status_post(text, idempotency_key=f"{self.label}-{number}")
+                status = self.client.status_post(
+                    text, idempotency_key=f"{self.label}-{number}"
+                )
             except MastodonError:
                 self.failures += 1
                 time.sleep(0.2)
@@ -283,29 +330,36 @@ class Poster(threading.Thread):
 
 
 @pytest.mark.parametrize("service", ["post", "gateway"])
-def test_killed_main_process_restarts_without_losing_posts(stack: Stack, service: str) -> None:
+def test_killed_main_process_restarts_without_losing_posts(
+    stack: Stack, service: str
+) -> None:
     author = new_user(f"crash_{service}_{uuid.uuid4().hex[:6]}")
     author_id = author.account_verify_credentials().id
     container = stack.project.container_ids(service)[0]
     before = stack.project.inspect(container)["State"]
     poster = Poster(author, label=f"crash-{service}")
     poster.start()
-    wait_for(lambda: len(poster.acknowledged) >= 5, timeout=60, what="five posts before the crash")
+    wait_for(
+        lambda: len(poster.acknowledged) >= 5,
+        timeout=60,
+        description="five posts before the crash",
+    )
 
     # From the host, as a crash would: `docker kill` is not treated as a crash by this engine.
     os.kill(before["Pid"], signal.SIGKILL)
     wait_for(
         lambda: stack.project.inspect(container)["RestartCount"] > 0
-        and stack.project.inspect(container)["State"].get("Health", {}).get("Status") == "healthy"
+        and stack.project.inspect(container)["State"].get("Health", {}).get("Status")
+        == "healthy"
         and stack.project.inspect(container)["State"]["Pid"] != before["Pid"],
         timeout=RECOVERY_TIMEOUT_SECONDS,
-        what=f"the killed {service} container to be restarted and healthy",
+        description=f"the killed {service} container to be restarted and healthy",
     )
     acknowledged_before_recovery = len(poster.acknowledged)
     wait_for(
         lambda: len(poster.acknowledged) >= acknowledged_before_recovery + 5,
         timeout=60,
-        what="five posts after the restart",
+        description="five posts after the restart",
     )
     poster.stop.set()
     poster.join(timeout=30)
@@ -322,7 +376,9 @@ def test_killed_main_process_restarts_without_losing_posts(stack: Stack, service
 
 def scheduler_events(stack: Stack, event: str) -> list[dict[str, Any]]:
     """The scheduler's JSON log events named ``event``, from `docker compose logs`."""
-    output = stack.project.compose("logs", "--no-color", "--no-log-prefix", "backup-scheduler").stdout
+    output = stack.project.compose(
+        "logs", "--no-color", "--no-log-prefix", "backup-scheduler"
+    ).stdout
     events = []
     for line in output.splitlines():
         if line.startswith("{"):
@@ -334,17 +390,26 @@ def scheduler_events(stack: Stack, event: str) -> list[dict[str, Any]]:
 
 def test_scheduler_runs_on_the_default_four_hour_schedule(stack: Stack) -> None:
     (started,) = scheduler_events(stack, "backup_scheduler.started")
-    next_runs = [record["at"] for record in scheduler_events(stack, "backup_scheduler.next_run")]
+    next_runs = [
+        record["at"] for record in scheduler_events(stack, "backup_scheduler.next_run")
+    ]
 
     assert started["schedule"] == "0 */4 * * *"
     assert next_runs != []
-    assert [re.fullmatch(r"\d{4}-\d\d-\d\dT(\d\d):00:00Z", at) is not None for at in next_runs] == [True] * len(next_runs)
+    assert [
+        re.fullmatch(r"\d{4}-\d\d-\d\dT(\d\d):00:00Z", at) is not None
+        for at in next_runs
+    ] == [True] * len(next_runs)
     assert [int(at[11:13]) % 4 for at in next_runs] == [0] * len(next_runs)
 
 
 def list_backups(stack: Stack) -> list[str]:
     listing = stack.project.run_once("backup-scheduler", "ls", "-1", "/backups").stdout
-    return sorted(name for name in listing.split() if re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]+", name))
+    return sorted(
+        name
+        for name in listing.split()
+        if re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]+", name)
+    )
 
 
 def test_scheduler_fires_on_a_shortened_schedule(stack: Stack) -> None:
@@ -352,13 +417,25 @@ def test_scheduler_fires_on_a_shortened_schedule(stack: Stack) -> None:
     name = f"{PROJECT_NAME}-scheduler-test"
     # A second scheduler with a six-field (seconds) schedule, beside the real one.
     stack.project.compose(
-        "run", "--detach", "--no-deps", "--name", name,
-        "--env", "TWITTER_BACKUP_SCHEDULE=*/10 * * * * *", "--env", "TWITTER_BACKUP_KEEP=50",
+        "run",
+        "--detach",
+        "--no-deps",
+        "--name",
+        name,
+        "--env",
+        "TWITTER_BACKUP_SCHEDULE=*/10 * * * * *",
+        "--env",
+        "TWITTER_BACKUP_KEEP=50",
         "backup-scheduler",
     )
     try:
-        wait_for(lambda: len(list_backups(stack)) > len(before), timeout=90, what="a backup from the short schedule")
-        logs = run(["docker", "logs", name]).stdout + run(["docker", "logs", name]).stderr
+        wait_for(
+            lambda: len(list_backups(stack)) > len(before),
+            timeout=90,
+            description="a backup from the short schedule",
+        )
+        container_logs = run(["docker", "logs", name])
+        logs = container_logs.stdout + container_logs.stderr
     finally:
         run(["docker", "rm", "--force", name], check=False)
 
@@ -375,15 +452,17 @@ def take_backup(stack: Stack) -> str:
 
 CORRUPTIONS = {
     # Cut off the end of every dump, as a full disk or an interrupted copy would.
-    "truncated": "for dump in {copy}/*.pgdump; do truncate --size=-64 \"$dump\"; done",
+    "truncated": 'for dump in {copy}/*.pgdump; do truncate --size=-64 "$dump"; done',
     # Flip bytes in the middle of every dump, keeping its size.
     "corrupted": "for dump in {copy}/*.pgdump; do "
-    "printf 'XXXXXXXX' | dd of=\"$dump\" bs=1 seek=$(( $(stat -c %s \"$dump\") / 2 )) conv=notrunc status=none; done",
+    'printf \'XXXXXXXX\' | dd of="$dump" bs=1 seek=$(( $(stat -c %s "$dump") / 2 )) conv=notrunc status=none; done',
 }
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
-def test_restore_refuses_damaged_backup_before_any_change(stack: Stack, corruption: str) -> None:
+def test_restore_refuses_damaged_backup_before_any_change(
+    stack: Stack, corruption: str
+) -> None:
     alice = stack.users["alice"]
     backup = take_backup(stack)
     marker = alice.status_post(f"written after backup {backup}")
@@ -394,7 +473,9 @@ def test_restore_refuses_damaged_backup_before_any_change(stack: Stack, corrupti
         + f" && exec twitter-system restore {copy}"
     )
 
-    completed = stack.project.run_once("backup-scheduler", "sh", "-c", script, check=False)
+    completed = stack.project.run_once(
+        "backup-scheduler", "sh", "-c", script, check=False
+    )
 
     assert completed.returncode == 4, completed.stdout + completed.stderr
     assert alice.status(marker.id).id == marker.id
@@ -404,37 +485,55 @@ def snapshot(stack: Stack) -> dict[str, Any]:
     """Every account, follow and status of the test's users, as the public API shows them."""
     reader = stack.users["alice"]
     accounts = {}
-    for username in [user.account_verify_credentials().username for user in stack.users.values()]:
+    for username in [
+        user.account_verify_credentials().username for user in stack.users.values()
+    ]:
         account = reader.account_lookup(username)
         accounts[username] = {
             "id": account.id,
-            "following": sorted(followed.id for followed in all_following(reader, account.id)),
-            "statuses": sorted((status.id, status.content) for status in all_statuses(reader, account.id)),
+            "following": sorted(
+                followed.id for followed in all_following(reader, account.id)
+            ),
+            "statuses": sorted(
+                (status.id, status.content)
+                for status in all_statuses(reader, account.id)
+            ),
         }
     return accounts
 
 
-def test_restore_after_wiping_the_databases_brings_everything_back(stack: Stack) -> None:
+def test_restore_after_wiping_the_databases_brings_everything_back(
+    stack: Stack,
+) -> None:
     project = stack.project
     for name in ("dave", "erin"):
         stack.users[name] = new_user(f"{name}_{uuid.uuid4().hex[:6]}")
-    stack.users["dave"].account_follow(stack.users["erin"].account_verify_credentials().id)
+    stack.users["dave"].account_follow(
+        stack.users["erin"].account_verify_credentials().id
+    )
     posted = stack.users["erin"].status_post("erin's status, to be restored")
     wait_for(
         lambda: posted.id in home_ids(stack.users["dave"]),
         timeout=PROPAGATION_TIMEOUT_SECONDS,
-        what="erin's status in dave's home timeline",
+        description="erin's status in dave's home timeline",
     )
     before = snapshot(stack)
     backup = take_backup(stack)
 
-    project.compose("stop", "edge", "gateway", "timeline", "post", "account", "backup-scheduler")
+    project.compose(
+        "stop", "edge", "gateway", "timeline", "post", "account", "backup-scheduler"
+    )
     project.compose("rm", "--force", "--stop", *DATABASES)
-    volumes = [f"{PROJECT_NAME}_{name}" for name in ("account-data", "post-data", "timeline-data")]
+    volumes = [
+        f"{PROJECT_NAME}_{name}"
+        for name in ("account-data", "post-data", "timeline-data")
+    ]
     run(["docker", "volume", "rm", *volumes])
     project.compose("up", "--detach", "--no-build", "--pull", "never", *DATABASES)
     project.wait_healthy(DATABASES)
-    restored = project.run_once("backup-scheduler", "twitter-system", "restore", backup, check=False)
+    restored = project.run_once(
+        "backup-scheduler", "twitter-system", "restore", backup, check=False
+    )
     project.compose("up", "--detach", "--no-build", "--pull", "never", timeout=600)
     project.wait_healthy(LONG_RUNNING)
     project.run_once("timeline", "twitter-system", "rebuild-timelines")
