@@ -44,6 +44,14 @@ def normalise_scopes(raw: str | list[str] | None, *, default: str = DEFAULT_SCOP
     return " ".join(dict.fromkeys(parts))
 
 
+def check_scopes_allowed(requested: str, allowed: str) -> None:
+    """Reject scopes beyond what the app registered; ``write`` covers ``write:statuses``, not the reverse."""
+    granted = set(allowed.split())
+    beyond = [scope for scope in requested.split() if scope not in granted and scope.split(":", 1)[0] not in granted]
+    if beyond:
+        raise Forbidden(f"The requested scope is invalid, unknown, or malformed: {' '.join(beyond)} is not allowed for this app")
+
+
 # --- OAuth apps and tokens -------------------------------------------------------------------
 
 
@@ -125,6 +133,7 @@ async def grant_token(engine: AsyncEngine, ids: IdGenerator, *, fields: dict[str
         app = await _authenticated_app(connection, fields.get("client_id"), fields.get("client_secret"))
         # The response's scope must cover what was asked for, so echo the request (the app's scopes if none).
         scopes = normalise_scopes(fields.get("scope") or fields.get("scopes"), default=app.scopes)
+        check_scopes_allowed(scopes, app.scopes)
         if grant_type == "client_credentials":
             return await _insert_token(connection, ids, app_id=app.id, account_id=None, scopes=scopes)
         login = fields.get("username")
@@ -232,7 +241,9 @@ async def register(
             )
             token = await _insert_token(connection, ids, app_id=app_id, account_id=account_id, scopes=scopes)
     except IntegrityError as error:
-        # Two registrations of the same name raced past the check; the unique index decided.
+        # Two registrations raced past the check and a unique index decided; report the field that lost.
+        async with read_only(engine) as connection:
+            await _check_available(connection, username=username, email=email)
         raise validation_failed({"username": [{"error": "ERR_TAKEN", "description": "is already taken"}]}) from error
     return {"account_id": str(account_id), "token": token}
 

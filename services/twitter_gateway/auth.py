@@ -81,11 +81,17 @@ VIEWER = web.RequestKey("viewer", object)
 
 
 def bearer_token(request: web.Request) -> str | None:
+    """Return the access token from the Authorization header or the ``access_token`` parameter."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query.get("access_token") or None
+    token = value.strip() if scheme.lower() == "bearer" else ""
+    token = token or request.query.get("access_token") or ""
+    if not token:
+        return None
+    # Our tokens are URL-safe ASCII; anything else (raw Latin-1 bytes, controls) cannot be one.
+    if not token.isascii() or not token.isprintable():
+        raise Unauthorized("The access token is invalid")
+    return token
 
 
 async def optional_viewer(request: web.Request) -> Viewer | None:

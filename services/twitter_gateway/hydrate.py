@@ -11,16 +11,23 @@ from typing import Any
 
 from aiohttp import web
 
-from twitter_shared.errors import NotFound
 from twitter_gateway.render import account_entity, status_account_ids, status_entity
-from twitter_shared.runtime import client
+from twitter_shared.errors import BadRequest, NotFound
+from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
 
 MAX_BATCH = 200
 
 
 def base_url(request: web.Request) -> str:
-    return str(request.url.origin())
+    """Return the public base URL: the configured one, else the origin the request was sent to."""
+    configured = request.app[SETTINGS].public_url
+    if configured:
+        return configured
+    try:
+        return str(request.url.origin())
+    except (ValueError, UnicodeError) as error:
+        raise BadRequest("Invalid Host header") from error
 
 
 async def account_entities(

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from aiohttp import web
 from yarl import URL
 
+from twitter_gateway.hydrate import base_url
+
 
 def pagination_link(
     request: web.Request, *, newest_cursor: str | None, oldest_cursor: str | None, limit: int, extra: Mapping[str, str] | None = None
@@ -14,7 +16,7 @@ def pagination_link(
     """Return the Link header for a page whose items span the two cursors; none for an empty page."""
     if newest_cursor is None or oldest_cursor is None:
         return {}
-    base = URL(str(request.url.origin())).with_path(request.path)
+    base = URL(base_url(request)).with_path(request.path)
     kept = {key: value for key, value in (extra or {}).items()}
     next_url = base.with_query({**kept, "limit": str(limit), "max_id": oldest_cursor})
     prev_url = base.with_query({**kept, "limit": str(limit), "min_id": newest_cursor})

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from twitter_gateway.routes import ID as ID_PATTERN
 from twitter_gateway.routes import PUBLIC_ROUTES
 from twitter_gateway.views_instance import VERSION
 from twitter_shared.web import json_response
@@ -25,13 +26,16 @@ PAGED_PATHS = ("/statuses", "/followers", "/following", "/timelines/home")
 def build_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in PUBLIC_ROUTES:
-        path = route.path.replace("{id:\\d+}", "{id}")
+        if route.path.endswith("/"):
+            continue  # trailing-slash aliases that Mastodon.py requests; the same operation as without
+        path = route.path.replace(ID_PATTERN, "{id}")
         operation: dict[str, Any] = {
             "summary": route.summary,
             "operationId": f"{route.method.lower()}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
             "responses": {
                 "200": {"description": "Success", "content": {"application/json": {"schema": {}}}},
                 "4XX": {"description": "Client error", "content": {"application/json": {"schema": ERROR_SCHEMA}}},
+                "429": {"description": "Rate limit exceeded", "content": {"application/json": {"schema": ERROR_SCHEMA}}},
                 "503": {"description": "A service is unavailable", "content": {"application/json": {"schema": ERROR_SCHEMA}}},
             },
         }

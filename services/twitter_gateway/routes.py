@@ -21,7 +21,8 @@ class Route:
     auth: str  # "none", "app" (any token) or "user"
 
 
-ID = "{id:\\d+}"
+# ASCII digits only: \d would also match other scripts' digits, which int() then accepts.
+ID = "{id:[0-9]+}"
 
 PUBLIC_ROUTES = [
     Route("POST", "/api/v1/apps", views_oauth.create_app, "Register a client application", "none"),

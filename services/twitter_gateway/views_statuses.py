@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +25,8 @@ BOOLEAN_FLAGS = {"exclude_replies", "exclude_reblogs", "only_media", "pinned"}
 # Every status is readable by everyone here (no follower-only or direct delivery yet), so the API
 # refuses the visibilities that promise otherwise rather than leak what a user meant to keep private.
 SUPPORTED_VISIBILITIES = ("public", "unlisted")
+# Features a client may request that this server does not have; silently ignoring them would mislead.
+UNSUPPORTED_STATUS_FIELDS = ("scheduled_at", "poll", "media_ids", "quote_id", "quoted_status_id")
 
 
 def path_status_id(request: web.Request) -> int:
@@ -45,6 +48,14 @@ async def _viewer_id(request: web.Request) -> int | None:
 async def post_status(request: web.Request) -> web.Response:
     account_id = await require_user(request, "write:statuses")
     fields = await read_json_object(request)
+    # Form clients send nested fields as ``poll[options][]``, JSON clients as ``"poll": {...}``.
+    unsupported = [
+        name
+        for name in UNSUPPORTED_STATUS_FIELDS
+        if any((key == name or key.startswith(f"{name}[")) and value not in (None, "", []) for key, value in fields.items())
+    ]
+    if unsupported:
+        raise ValidationFailed(f"Validation failed: {', '.join(unsupported)} is not supported by this server")
     visibility = fields.get("visibility")
     if visibility not in (None, "", *SUPPORTED_VISIBILITIES):
         raise ValidationFailed(
@@ -56,8 +67,8 @@ async def post_status(request: web.Request) -> web.Response:
             body[key] = fields[key]
     key = request.headers.get("Idempotency-Key")
     if key is not None:
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY:
-            raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+            raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
         body["idempotency_key"] = key
     # With a key the call may be retried safely: the post service returns the first status on a repeat.
     result = await client(request.app, ServiceName.POST).post("/internal/statuses", body=body, idempotent=key is not None)
@@ -112,9 +123,13 @@ async def account_statuses(request: web.Request) -> web.Response:
     account_id = parse_id(request.match_info["id"], name="id")
     page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
     flags = {name: _flag(request, name) for name in BOOLEAN_FLAGS if name in request.query}
-    statuses = await client(request.app, ServiceName.POST).get(
-        f"/internal/accounts/{account_id}/statuses",
-        params={**page.as_params(), **_viewer_params(viewer_id), **{k: "true" if v else "false" for k, v in flags.items()}},
+    # Asked together: an unknown account is a 404, as in Mastodon, not an empty list.
+    _, statuses = await asyncio.gather(
+        client(request.app, ServiceName.ACCOUNT).get(f"/internal/accounts/{account_id}"),
+        client(request.app, ServiceName.POST).get(
+            f"/internal/accounts/{account_id}/statuses",
+            params={**page.as_params(), **_viewer_params(viewer_id), **{k: "true" if v else "false" for k, v in flags.items()}},
+        ),
     )
     entities = await status_entities(request, statuses)
     extra = {k: "true" if v else "false" for k, v in flags.items()}

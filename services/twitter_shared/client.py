@@ -113,7 +113,8 @@ class InternalClient:
             except (aiohttp.ClientError, TimeoutError, _TransientFailure) as error:
                 if self.breaker is not None and self.breaker.record_failure():
                     log.warning("client.breaker_opened", target=self.service, reset_seconds=self.breaker.reset_seconds)
-                if attempt == attempts:
+                # A timed-out call already spent the whole budget; retrying would multiply the wait.
+                if attempt == attempts or isinstance(error, TimeoutError):
                     log.warning("client.call_failed", target=self.service, path=path, attempts=attempt, error=repr(error))
                     if isinstance(error, _TransientFailure):
                         raise error.error from None

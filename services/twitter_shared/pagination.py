@@ -55,7 +55,7 @@ def parse_id(raw: str | None, *, name: str) -> int | None:
     """Parse a decimal id; reject anything that is not a non-negative 64-bit integer."""
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_ID_VALUE:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_ID_VALUE:
         raise ValidationFailed(f"{name} must be a numeric id")
     return int(raw)
 
@@ -64,7 +64,7 @@ def parse_page(query: Mapping[str, str], *, default_limit: int, max_limit: int) 
     raw_limit = query.get("limit")
     limit = default_limit
     if raw_limit not in (None, ""):
-        if not raw_limit.isdigit() or len(raw_limit) > 6:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or len(raw_limit) > 6:
             raise ValidationFailed("limit must be a positive integer")
         # Like Mastodon, a limit above the maximum is clamped rather than rejected.
         limit = min(int(raw_limit), max_limit)

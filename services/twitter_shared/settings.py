@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     registration_period_seconds: int = Field(1800, ge=1, description="Length of the registration period.")
 
     instance_domain: str = Field("localhost:8080", description="Domain shown in the instance document.")
+    public_url: str | None = Field(
+        None,
+        description="Public base URL for links in API responses (e.g. https://social.example). "
+        "Unset, it is taken from each request's Host header: set it in production.",
+    )
     instance_title: str = Field("Twitter System", description="Title shown in the instance document.")
 
     timeline_max_entries: int = Field(800, ge=20, description="Entries kept per home timeline, newest first.")
@@ -126,6 +131,13 @@ class Settings(BaseSettings):
         "0 */4 * * *",
         description="Cron schedule of the backup scheduler, in UTC: five fields, or six with a leading seconds field (for tests).",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"public_url {value!r} must start with http:// or https://")
+        return value.rstrip("/") if value else value
 
     @field_validator("log_level")
     @classmethod

@@ -28,6 +28,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 READINESS_TIMEOUT_SECONDS = 2.0
 CLIENT_CLOSED_REQUEST = 499
+NUL_MESSAGE = "Request contains a NUL character, which no field accepts"
+# Long polls and probes arrive many times a minute; their request lines go to debug, not info.
+QUIET_ROUTES = frozenset({"/internal/events", "/healthz", "/readyz", "/metrics"})
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 SERVICE_NAME = web.AppKey("service_name", str)
@@ -88,7 +91,8 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
         if metrics is not None and route not in {"/metrics", "/healthz"}:
             metrics.requests.labels(request.method, route, str(status)).inc()
             metrics.duration.labels(request.method, route).observe(elapsed)
-        log.info("request.finished", status=status, duration_ms=round(elapsed * 1000, 2), path=request.path)
+        log_line = log.debug if route in QUIET_ROUTES and status < 500 else log.info
+        log_line("request.finished", status=status, duration_ms=round(elapsed * 1000, 2), path=request.path)
         structlog.contextvars.unbind_contextvars("request_id", "method", "route")
 
 
@@ -143,7 +147,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 def build_app(*, service: str, client_max_size: int = 1024 * 1024) -> web.Application:
     """Create an application with the shared middleware and the health and metrics routes."""
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware],
+        middlewares=[request_context_middleware, error_middleware, reject_nul_middleware],
         client_max_size=client_max_size,
     )
     app[SERVICE_NAME] = service
@@ -174,6 +178,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             raise BadRequest("Request body is not valid JSON") from error
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
+        if _contains_nul(data):
+            raise BadRequest(NUL_MESSAGE)
         return data
     if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         try:
@@ -182,11 +188,34 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             raise BadRequest("Request body is not valid UTF-8") from error
         except ValueError as error:
             raise BadRequest("Request body is not a valid form") from error
-        return collect_params(form)
+        params = collect_params(form)
+        if _contains_nul(params):
+            raise BadRequest(NUL_MESSAGE)
+        return params
     raw = await request.read()
     if raw.strip():
         raise BadRequest(f"Unsupported content type {request.content_type!r}: send JSON or a form")
     return {}
+
+
+def _contains_nul(value: Any) -> bool:
+    # PostgreSQL cannot store NUL in text, and no field of ours has a use for it.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
+@web.middleware
+async def reject_nul_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Reject a NUL character in the path or query string before any handler sees it."""
+    target = request.raw_path.lower()
+    if "%00" in target or "\x00" in target:
+        raise BadRequest(NUL_MESSAGE)
+    return await handler(request)
 
 
 def collect_params(pairs: Any) -> dict[str, Any]:

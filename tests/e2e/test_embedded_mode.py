@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -54,3 +56,34 @@ def test_a_crashed_service_is_restarted_by_the_runner(tmp_path: Path) -> None:
         wait_until_ready(system.base_url + "/readyz")
 
         assert new_pid not in (None, old_pid)
+
+
+def test_services_stop_when_the_runner_is_killed(tmp_path: Path) -> None:
+    with running_system(tmp_path) as system:
+        pids = system.service_pids()
+
+        system.process.kill()
+        system.process.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.2)
+
+        assert len(pids) == 4
+        assert system.service_pids() == []
+
+
+def test_runner_refuses_ports_in_use(tmp_path: Path) -> None:
+    (tmp_path / "first").mkdir()
+    with running_system(tmp_path / "first") as first:
+        second = subprocess.run(
+            [sys.executable, "-m", "twitter_tools.cli", "run", "--gateway-port", first.base_url.rsplit(":", 1)[1]],
+            env={**first.env, "TWITTER_DATA_DIR": str(tmp_path / "second")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert second.returncode == 1
+        assert "run.ports_in_use" in second.stdout
+        assert get_json(first.base_url + "/api/v1/instance")["version"].startswith("4.5.0")

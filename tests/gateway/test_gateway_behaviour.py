@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 import pytest
 
@@ -130,3 +132,103 @@ async def test_openapi_document_lists_the_public_api(api: PublicApi) -> None:
     assert answer.body["openapi"].startswith("3.")
     assert "/api/v1/accounts/{id}/follow" in answer.body["paths"]
     assert "/api/v1/timelines/home" in answer.body["paths"]
+
+
+async def test_token_scopes_cannot_exceed_the_apps(api: PublicApi) -> None:
+    app = await api.call("POST", "/api/v1/apps", data={"client_name": "reader", "scopes": "read"})
+    credentials = {"client_id": app.body["client_id"], "client_secret": app.body["client_secret"]}
+
+    wider = await api.call("POST", "/oauth/token", data={"grant_type": "client_credentials", "scope": "read write", **credentials})
+    narrower = await api.call("POST", "/oauth/token", data={"grant_type": "client_credentials", "scope": "read:accounts", **credentials})
+    default = await api.call("POST", "/oauth/token", data={"grant_type": "client_credentials", **credentials})
+
+    assert wider.status == 403
+    assert narrower.status == 200
+    assert narrower.body["scope"] == "read:accounts"
+    assert default.body["scope"] == "read"
+
+
+async def test_read_only_token_cannot_post(api: PublicApi) -> None:
+    user = await api.register_user()
+    login = await api.call(
+        "POST",
+        "/oauth/token",
+        data={
+            "grant_type": "password",
+            "client_id": api.client_id,
+            "client_secret": api.client_secret,
+            "username": user.email,
+            "password": user.password,
+            "scope": "read",
+        },
+    )
+
+    answer = await api.call("POST", "/api/v1/statuses", token=login.body["access_token"], data={"status": "hi"})
+
+    assert answer.status == 403
+
+
+async def test_client_credentials_by_basic_authentication(api: PublicApi) -> None:
+    encoded = base64.b64encode(f"{api.client_id}:{api.client_secret}".encode()).decode()
+    answer = await api.call(
+        "POST", "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {encoded}"}
+    )
+
+    assert answer.status == 200
+    assert answer.body["token_type"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer caf\u00e9"},
+        {"Authorization": "Bearer tab\there"},
+    ],
+)
+async def test_token_with_non_ascii_bytes_is_401(api: PublicApi, headers: dict[str, str]) -> None:
+    answer = await api.call("GET", "/api/v1/accounts/verify_credentials", headers=headers)
+
+    assert answer.status == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("POST", "/api/v1/apps", {"data": {"client_name": "a\x00b"}}),
+        ("POST", "/api/v1/apps", {"json": {"client_name": "a\x00b"}}),
+        ("GET", "/api/v1/accounts/lookup?acct=a%00b", {}),
+    ],
+)
+async def test_nul_characters_are_rejected(api: PublicApi, method: str, path: str, kwargs: dict) -> None:
+    answer = await api.call(method, path, **kwargs)
+
+    assert answer.status == 400
+    assert "NUL" in answer.body["error"]
+
+
+async def test_full_width_digits_are_not_ids(api: PublicApi) -> None:
+    user = await api.register_user()
+    full_width = "".join(chr(ord("０") + int(digit)) for digit in user.id)
+
+    answer = await api.call("GET", f"/api/v1/accounts/{full_width}")
+
+    assert answer.status == 404
+
+
+async def test_statuses_of_unknown_account_is_404(api: PublicApi) -> None:
+    answer = await api.call("GET", "/api/v1/accounts/12345/statuses")
+
+    assert answer.status == 404
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"scheduled_at": "2030-01-01T00:00:00Z"}, {"media_ids[]": "1"}, {"poll[options][]": "a"}],
+)
+async def test_unsupported_status_features_are_rejected(api: PublicApi, fields: dict[str, str]) -> None:
+    user = await api.register_user()
+
+    answer = await api.call("POST", "/api/v1/statuses", token=user.token, data={"status": "later", **fields})
+
+    assert answer.status == 422
+    assert (await api.call("GET", f"/api/v1/accounts/{user.id}/statuses")).body == []

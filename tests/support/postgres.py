@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 PASSWORD = "test-password"
+PORT_RANGE_START, PORT_RANGE_END = 20000, 32000
+_handed_out: set[int] = set()  # never hand out a port twice in one test session
 
 
 class PostgresUnavailable(RuntimeError):
@@ -82,9 +85,22 @@ def find_pg_bin() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a port nothing listens on, below Linux's ephemeral range (32768 and up).
+
+    A port from bind(0) lies in the ephemeral range, where the tests' own outgoing
+    connections take ports too and can grab it before the server binds.
+    """
+    while True:
+        port = random.randrange(PORT_RANGE_START, PORT_RANGE_END)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def _as_cluster_owner(command: list[str]) -> list[str]:

@@ -107,7 +107,12 @@ class Stack:
     async def start(self, service: ServiceName) -> web.Application:
         app = importlib.import_module(APP_MODULES[service]).create_app(self.settings)
         server = TestServer(app, host="127.0.0.1", port=self.ports[service])
-        await server.start_server()
+        try:
+            await server.start_server()
+        except BaseException:
+            # The app's start-up ran before the bind failed: close what it opened.
+            await server.close()
+            raise
         self.servers[service] = server
         return app
 

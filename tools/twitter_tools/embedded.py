@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +37,8 @@ RESTART_PAUSE_SECONDS = 1.0
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
+READY_TIMEOUT_SECONDS = 30.0
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +87,8 @@ class Supervisor:
         command = [sys.executable, "-m", "twitter_tools.cli", "serve", str(service)]
         env = child_environment(self.settings, service, token=self.token, gateway_port=self.gateway_port)
         # A process group of its own: the runner decides when children stop, not the terminal's Ctrl-C.
-        process = subprocess.Popen(command, env=env, start_new_session=True)
+        # If the runner itself dies (kill -9), the kernel sends SIGTERM to the children (Linux only).
+        process = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
         self.processes[service] = process
         log.info("run.service_started", target=service, pid=process.pid, port=env["TWITTER_PORT"])
 
@@ -100,8 +106,9 @@ class Supervisor:
                     log.error("run.service_failing", target=service, exit_code=code, action="stopping everything")
                     return 1
                 self.restarts[service] = [*recent, now]
-                log.warning("run.service_exited", target=service, exit_code=code, restart_in_seconds=RESTART_PAUSE_SECONDS)
-                await asyncio.sleep(RESTART_PAUSE_SECONDS)
+                pause = RESTART_PAUSE_SECONDS * 2 ** len(recent)
+                log.warning("run.service_exited", target=service, exit_code=code, restart_in_seconds=pause)
+                await asyncio.sleep(pause)
                 self.start(service)
         return 0
 
@@ -121,6 +128,38 @@ class Supervisor:
         log.info("run.stopped")
 
 
+def _stop_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def busy_ports(settings: Settings, gateway_port: int) -> list[int]:
+    """Return the ports of ours that something already listens on; starting there would fail in a loop."""
+    ports = [gateway_port] + [urlsplit(settings.service_url(s)).port or 80 for s in START_ORDER if s != ServiceName.GATEWAY]
+    busy = []
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((settings.host, port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+async def _wait_until_serving(url: str) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own loopback URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    return False
+
+
 async def _migrate_all(settings: Settings) -> None:
     for owner in DATABASE_OWNERS:
         await upgrade(settings.database_url(owner), history=owner)
@@ -135,8 +174,11 @@ async def _run(settings: Settings, gateway_port: int) -> int:
         loop.add_signal_handler(signum, stop.set)
     for service in START_ORDER:
         supervisor.start(service)
-    log.info("run.ready", url=f"http://127.0.0.1:{gateway_port}", data_dir=str(Path(settings.data_dir).resolve()), stop="Ctrl-C")
     watcher = asyncio.create_task(supervisor.watch())
+    if await _wait_until_serving(f"http://127.0.0.1:{gateway_port}/healthz"):
+        log.info("run.ready", url=f"http://127.0.0.1:{gateway_port}", data_dir=str(Path(settings.data_dir).resolve()), stop="Ctrl-C")
+    else:
+        log.warning("run.slow_start", url=f"http://127.0.0.1:{gateway_port}", waited_seconds=READY_TIMEOUT_SECONDS)
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({watcher, stopper}, return_when=asyncio.FIRST_COMPLETED)
     code = watcher.result() if watcher in done else 0
@@ -148,6 +190,12 @@ async def _run(settings: Settings, gateway_port: int) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(service="run", log_format=settings.log_format, level=settings.log_level)
+    # The databases and the service token are for this user alone.
+    os.umask(0o077)
+    busy = busy_ports(settings, args.gateway_port)
+    if busy:
+        log.error("run.ports_in_use", ports=busy, action="stop what listens there, or choose other ports (see the README)")
+        return 1
     try:
         asyncio.run(_migrate_all(settings))
     except MigrationError as error:
