@@ -30,6 +30,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/internal/apps", views.create_app)
     router.add_post("/internal/tokens", views.grant_token)
     router.add_post("/internal/tokens/revoke", views.revoke_token)
+    router.add_post("/internal/authorizations", views.authorize)
     router.add_post("/internal/tokens/introspect", views.introspect)
     router.add_post("/internal/accounts", views.register)
     router.add_get("/internal/accounts", views.get_accounts)

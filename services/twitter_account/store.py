@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from twitter_account import credentials
+from twitter_account import authorization, credentials
 from twitter_account.tables import access_tokens, accounts, follows, oauth_apps, outbox
 from twitter_account.validation import registration_errors, validation_failed
 from twitter_shared.database import read_only, transaction
@@ -26,6 +26,7 @@ from twitter_shared.outbox import append_event
 from twitter_shared.pagination import PageRequest
 
 DEFAULT_SCOPES = "read"
+GRANT_TYPES = frozenset({"client_credentials", "password", "authorization_code"})
 KNOWN_SCOPES = {"read", "write", "follow", "push", "profile", "admin:read", "admin:write"}
 
 
@@ -125,22 +126,32 @@ async def _insert_token(
 
 
 async def grant_token(engine: AsyncEngine, ids: IdGenerator, *, fields: dict[str, Any]) -> dict[str, Any]:
-    """Issue a token for the ``client_credentials`` or ``password`` grant."""
+    """Issue a token for the ``client_credentials``, ``password`` or ``authorization_code`` grant."""
     grant_type = fields.get("grant_type")
-    if grant_type not in {"client_credentials", "password"}:
-        raise ValidationFailed(f"Unsupported grant_type {grant_type!r}: use client_credentials or password")
+    if grant_type not in GRANT_TYPES:
+        raise ValidationFailed(f"Unsupported grant_type {grant_type!r}: use {', '.join(sorted(GRANT_TYPES))}")
     async with transaction(engine) as connection:
         app = await _authenticated_app(connection, fields.get("client_id"), fields.get("client_secret"))
+        if grant_type == "authorization_code":
+            # The scopes were fixed when the user approved the request.
+            account_id, scopes = await authorization.redeem_code(connection, app=app, fields=fields)
+            return await _insert_token(connection, ids, app_id=app.id, account_id=account_id, scopes=scopes)
         # The response's scope must cover what was asked for, so echo the request (the app's scopes if none).
         scopes = normalise_scopes(fields.get("scope") or fields.get("scopes"), default=app.scopes)
         check_scopes_allowed(scopes, app.scopes)
         if grant_type == "client_credentials":
             return await _insert_token(connection, ids, app_id=app.id, account_id=None, scopes=scopes)
-        login = fields.get("username")
-        password = fields.get("password")
-        if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
-            raise ValidationFailed("The password grant needs username (or e-mail) and password")
-        key = login.lower()
+    account_id = await account_for_login(engine, login=fields.get("username"), password=fields.get("password"))
+    async with transaction(engine) as connection:
+        return await _insert_token(connection, ids, app_id=app.id, account_id=account_id, scopes=scopes)
+
+
+async def account_for_login(engine: AsyncEngine, *, login: Any, password: Any) -> int:
+    """Return the account whose username or e-mail and password match; ``Unauthorized`` otherwise."""
+    if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
+        raise ValidationFailed("A username (or e-mail) and a password are required")
+    key = login.lower()
+    async with read_only(engine) as connection:
         row = (
             await connection.execute(
                 select(accounts.c.id, accounts.c.password_hash).where(
@@ -150,8 +161,24 @@ async def grant_token(engine: AsyncEngine, ids: IdGenerator, *, fields: dict[str
         ).first()
     if not await credentials.verify_password(row.password_hash if row else None, password):
         raise Unauthorized("Invalid username, e-mail or password")
+    return row.id
+
+
+async def authorize(engine: AsyncEngine, *, fields: dict[str, Any]) -> dict[str, str]:
+    """Check an authorization request and the user's credentials; return a one-time code for the app."""
+    async with read_only(engine) as connection:
+        app = (await connection.execute(select(oauth_apps).where(oauth_apps.c.client_id == fields.get("client_id")))).first()
+    if app is None:
+        raise NotFound("Unknown client_id: register the app first")
+    redirect_uri = authorization.checked_redirect_uri(app, fields.get("redirect_uri"))
+    scopes = normalise_scopes(fields.get("scope") or fields.get("scopes"), default=app.scopes)
+    check_scopes_allowed(scopes, app.scopes)
+    account_id = await account_for_login(engine, login=fields.get("username"), password=fields.get("password"))
     async with transaction(engine) as connection:
-        return await _insert_token(connection, ids, app_id=app.id, account_id=row.id, scopes=scopes)
+        code = await authorization.issue_code(
+            connection, app_id=app.id, account_id=account_id, scopes=scopes, redirect_uri=redirect_uri
+        )
+    return {"code": code, "redirect_uri": redirect_uri, "scope": scopes}
 
 
 async def revoke_token(engine: AsyncEngine, *, fields: dict[str, Any]) -> None:

@@ -60,3 +60,14 @@ follows = Table(
     Column("followee_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("app_id", BigInteger, ForeignKey("oauth_apps.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("scopes", String(500), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -24,6 +24,10 @@ async def grant_token(request: web.Request) -> web.Response:
     return json_response(await store.grant_token(request.app[ENGINE], request.app[IDS], fields=body))
 
 
+async def authorize(request: web.Request) -> web.Response:
+    return json_response(await store.authorize(request.app[ENGINE], fields=await read_json_object(request)))
+
+
 async def revoke_token(request: web.Request) -> web.Response:
     await store.revoke_token(request.app[ENGINE], fields=await read_json_object(request))
     return json_response({})

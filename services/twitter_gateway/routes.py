@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from twitter_gateway import views_accounts, views_instance, views_oauth, views_statuses
+from twitter_gateway import views_accounts, views_authorize, views_instance, views_oauth, views_statuses
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,6 +28,8 @@ PUBLIC_ROUTES = [
     Route("POST", "/api/v1/apps", views_oauth.create_app, "Register a client application", "none"),
     Route("POST", "/oauth/token", views_oauth.grant_token, "Obtain a token (client_credentials or password grant)", "none"),
     Route("POST", "/oauth/revoke", views_oauth.revoke_token, "Revoke a token", "none"),
+    Route("GET", "/oauth/authorize", views_authorize.authorize_page, "Sign-in page of the authorization_code grant", "none"),
+    Route("POST", "/oauth/authorize", views_authorize.authorize, "Sign in and send the app a one-time code", "none"),
     Route("POST", "/api/v1/accounts", views_accounts.register, "Register an account; returns a user token", "app"),
     Route("GET", "/api/v1/accounts/verify_credentials", views_accounts.verify_credentials, "The token's own account", "user"),
     Route("PATCH", "/api/v1/accounts/update_credentials", views_accounts.update_credentials, "Update display name or note", "user"),

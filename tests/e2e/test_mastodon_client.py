@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,3 +141,22 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
     assert account.statuses_count == 1
     assert status.content == "<p>still here after a restart</p>"
+
+
+def test_authorization_code_login_with_mastodon_py(system: RunningSystem) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    new_user(system, f"frank_{suffix}")
+    client_id, client_secret = Mastodon.create_app("web login", api_base_url=system.base_url, scopes=["read"])
+    client = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=system.base_url)
+
+    url = client.auth_request_url(scopes=["read"], state="s1")
+    # The user signs in on the page the client opened; the test posts the same form.
+    form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    form.update(username=f"frank_{suffix}@example.org", password=PASSWORD)
+    request = urllib.request.Request(system.base_url + "/oauth/authorize", data=urllib.parse.urlencode(form).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        page = response.read().decode()
+    code = re.search(r"<code>([^<]+)</code>", page).group(1)
+    client.log_in(code=code, scopes=["read"], allow_http=True)
+
+    assert client.account_verify_credentials().username == f"frank_{suffix}"
