@@ -6,7 +6,8 @@ import pytest
 
 from tests.post.cluster import Cluster
 from twitter_post.store import ALREADY_FAVOURITED, IDEMPOTENCY_REUSED, NOT_AUTHOR
-from twitter_post.text import BLANK_MESSAGE, INVALID_CHARACTERS_MESSAGE, TOO_LONG_MESSAGE
+from twitter_post.text import BLANK_MESSAGE, TOO_LONG_MESSAGE
+from twitter_shared.web import NUL_MESSAGE
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # one grapheme, seven code points
 E_ACUTE = "e\u0301"  # one grapheme, two code points
@@ -70,8 +71,8 @@ async def test_blank_status_is_rejected(cluster: Cluster, text: object) -> None:
 
 async def test_status_with_nul_is_rejected(cluster: Cluster) -> None:
     author = await cluster.new_account()
-    answer = await create(cluster, {"account_id": author, "status": "a\x00b"}, expect=422)
-    assert answer == {"error": INVALID_CHARACTERS_MESSAGE}
+    answer = await create(cluster, {"account_id": author, "status": "a\x00b"}, expect=400)
+    assert answer == {"error": NUL_MESSAGE}
 
 
 async def test_status_fields_are_stored(cluster: Cluster) -> None:
