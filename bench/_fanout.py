@@ -3,11 +3,12 @@
 The author posts probes one at a time. After each acknowledgement, one follower
 chosen at random reads its home timeline (``limit=1``) in a tight loop until the
 probe is on top. Then every other follower's timeline is read once, and those
-that lack the probe are read again until they have it. The timeline service inserts a status into all
-followers' timelines with one statement in one transaction, so all followers see
-it at the same moment and the first follower's time is the delay; the sweep
-checks that claim, and a follower found late makes the delay the time it was
-first seen (an upper bound, by the sweep's duration).
+that lack the probe are read again until they have it. The timeline service
+inserts a status into all followers' timelines with one statement in one
+transaction, so all followers see it at the same moment, and the first
+follower's time is the delay. The sweep checks that claim. A follower found late
+makes the delay the time it was first seen (an upper bound, by the sweep's
+duration).
 """
 
 from __future__ import annotations
