@@ -11,6 +11,7 @@ ceiling: requests per CPU-second of wrk.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -126,8 +127,6 @@ def ensure_wrk() -> str:
 
 
 def _is_root() -> bool:
-    import os
-
     return os.geteuid() == 0
 
 
