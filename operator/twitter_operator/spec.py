@@ -64,7 +64,7 @@ class ImageSpec(_Model):
 
     def for_component(self, component: str) -> str:
         """Name the image of ``component``: a service, or ``tools`` (the CLI with PostgreSQL's client programs)."""
-        return f"{self.repository}-{component}:{self.tag}"
+        return f"{self.repository}/{component}:{self.tag}"
 
 
 class AutoscalingSpec(_Model):

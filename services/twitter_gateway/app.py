@@ -59,7 +59,7 @@ async def rate_limit_middleware(request: web.Request, handler: Callable) -> web.
         return await handler(request)
     decision = request.app[API_LIMITER].hit(await _client_key(request))
     if decision.allowed and request.method == "POST" and request.path == "/api/v1/accounts":
-        decision = _tighter(decision, request.app[REGISTRATION_LIMITER].hit(f"address:{request.remote}"))
+        decision = _tighter(decision, request.app[REGISTRATION_LIMITER].hit(f"address:{client_address(request)}"))
     if not decision.allowed:
         return error_response(RateLimited(), headers=decision.headers())
     response = await handler(request)
@@ -74,7 +74,22 @@ async def _client_key(request: web.Request) -> str:
         viewer = None  # the handler reports the bad token; the limit falls on the address
     if viewer is not None and viewer.account_id is not None:
         return f"account:{viewer.account_id}"
-    return f"address:{request.remote}"
+    return f"address:{client_address(request)}"
+
+
+def client_address(request: web.Request) -> str:
+    """Return the client's address, read from X-Forwarded-For behind the configured number of proxies.
+
+    Each trusted proxy appends the address it received the request from, so the
+    entry that many places from the right is the one no client can forge.
+    """
+    trusted = request.app[SETTINGS].trusted_proxies
+    if trusted == 0:
+        return request.remote or "unknown"
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    if len(forwarded) < trusted:
+        return request.remote or "unknown"
+    return forwarded[-trusted]
 
 
 def _tighter(first: Decision, second: Decision) -> Decision:

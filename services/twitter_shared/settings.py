@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     rate_limit_period_seconds: int = Field(300, ge=1, description="Length of the rate-limit period.")
     registration_limit: int = Field(5, ge=1, description="Registrations per address per registration period.")
     registration_period_seconds: int = Field(1800, ge=1, description="Length of the registration period.")
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Reverse proxies in front of the gateway that append to X-Forwarded-For; "
+        "rate limits count the address that many entries from the right (production Compose: 1).",
+    )
 
     instance_domain: str = Field("localhost:8080", description="Domain shown in the instance document.")
     public_url: str | None = Field(

@@ -66,3 +66,4 @@ async def test_health_routes_are_not_rate_limited(api: PublicApi) -> None:
         answer = await api.call("GET", "/healthz")
         assert answer.status == 200
         assert "X-RateLimit-Limit" not in answer.headers
+

@@ -135,7 +135,7 @@ async def test_deployment_wiring(cluster: ClusterEmulator, api: Api, reconciler:
     container = pod_spec["containers"][0]
     env = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
-    assert container["image"] == "registry.example/twitter-system-post:0.1.0"
+    assert container["image"] == "registry.example/twitter-system/post:0.1.0"
     assert "command" not in container  # the image's default command serves its service
     assert env["TWITTER_HOST"] == "0.0.0.0"
     assert env["TWITTER_PORT"] == "8082"
@@ -235,7 +235,7 @@ async def test_backup_cron_job_follows_spec(cluster: ClusterEmulator, api: Api, 
     pod_spec = cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     container = pod_spec["containers"][0]
     env = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
-    assert container["image"] == "registry.example/twitter-system-tools:0.1.0"
+    assert container["image"] == "registry.example/twitter-system/tools:0.1.0"
     assert container["command"] == ["twitter-system", "backup"]
     assert env["TWITTER_BACKUP_KEEP"] == "9"
     assert env["TWITTER_BACKUP_DIR"] == "/backups"

@@ -20,7 +20,7 @@ def at(**delta: float) -> str:
 def test_empty_spec_takes_defaults() -> None:
     spec = parse_spec({})
 
-    assert spec.image.for_service(ServiceName.GATEWAY) == "twitter-system-gateway:0.1.0"
+    assert spec.image.for_service(ServiceName.GATEWAY) == "twitter-system/gateway:0.1.0"
     assert spec.backup.schedule == "0 */4 * * *"
     assert spec.backup.keep_last == 6
     assert spec.restart_on_fault.enabled is True
