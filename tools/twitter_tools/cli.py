@@ -11,9 +11,12 @@ import argparse
 import importlib
 import sys
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from twitter_shared.settings import Settings
+
+# Written by ``twitter-system run`` under the data folder (see twitter_tools.embedded).
+EMBEDDED_TOKEN_FILE = "service-token"
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
@@ -50,7 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"twitter-system: invalid settings:\n{error}", file=sys.stderr)
         return 2
     module = importlib.import_module(args.module_name)
-    return module.run(args, settings)
+    return module.run(args, with_embedded_token(settings))
+
+
+def with_embedded_token(settings: Settings) -> Settings:
+    """Fill in the service token that embedded mode generated, so commands like
+    ``rebuild-timelines`` and ``delete-account`` work next to ``twitter-system run``."""
+    token_file = settings.data_dir / EMBEDDED_TOKEN_FILE
+    if settings.service_token is not None or not token_file.is_file():
+        return settings
+    return settings.model_copy(update={"service_token": SecretStr(token_file.read_text().strip())})
 
 
 if __name__ == "__main__":

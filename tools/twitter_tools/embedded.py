@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from twitter_shared.logs import configure_logging
+from twitter_tools.cli import EMBEDDED_TOKEN_FILE
 from twitter_shared.migrate import MigrationError, upgrade
 from twitter_shared.settings import DATABASE_OWNERS, ServiceName, Settings
 
@@ -49,7 +50,7 @@ def service_token(settings: Settings) -> str:
     """Return the configured service token, or one generated once and kept under the data folder."""
     if settings.service_token is not None:
         return settings.service_token.get_secret_value()
-    path = settings.data_dir / "service-token"
+    path = settings.data_dir / EMBEDDED_TOKEN_FILE
     if path.exists():
         return path.read_text().strip()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
