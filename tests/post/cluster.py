@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
+from tests.support.postgres import PostgresServer
 from twitter_account.app import create_app as create_account_app
 from twitter_post.app import create_app as create_post_app
 from twitter_shared.client import SERVICE_TOKEN_HEADER
@@ -228,17 +227,6 @@ async def new_database(postgres: PostgresServer | None, folder: Path, name: str)
     if postgres is None:
         return f"sqlite+aiosqlite:///{(folder / f'{name}.db').as_posix()}"
     return await asyncio.to_thread(postgres.create_database, name)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    try:
-        with running_postgres() as server:
-            yield server
-    except PostgresUnavailable as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"needs a PostgreSQL server: {error}")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

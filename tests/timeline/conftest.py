@@ -1,3 +1,3 @@
 """Fixtures of the timeline service tests: the real services on SQLite and on PostgreSQL."""
 
-from tests.post.cluster import cluster, postgres_server  # noqa: F401 - fixtures are found by name
+from tests.post.cluster import cluster  # noqa: F401 - fixtures are found by name

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresServer, PostgresUnavailable, free_port, running_postgres
+from tests.support.postgres import PostgresServer, free_port
 from tests.tools.test_backup import backup_names, hidden_folders, logging_setups, run_cli  # noqa: F401 - autouse fixture
 from twitter_tools._backup_files import MANIFEST_NAME
 
@@ -23,15 +23,10 @@ ACCOUNT_ROWS = "1|alice\n2|bob"
 POST_ROWS = "10|1|hello world\n11|2|second post"
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        with running_postgres() as server:
-            yield server
-    except PostgresUnavailable as error:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"needs a PostgreSQL server: {error}")
+@pytest.fixture
+def postgres(postgres_server: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL server; each test makes databases with names of its own."""
+    return postgres_server
 
 
 def query(server: PostgresServer, database: str, sql: str) -> str:
