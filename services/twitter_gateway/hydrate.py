@@ -1,7 +1,9 @@
 """Batch look-ups that turn internal records into Mastodon entities.
 
 A page of statuses costs one account call and one stats call however many
-statuses and authors it has, and both go out concurrently.
+statuses and authors it has, and both go out concurrently. A caller that already
+has the authors' stats (the post service returns them with statuses on request)
+saves the stats call.
 """
 
 from __future__ import annotations
@@ -31,21 +33,30 @@ def base_url(request: web.Request) -> str:
 
 
 async def account_entities(
-    request: web.Request, account_ids: list[str] | set[str], *, with_source_for: str | None = None
+    request: web.Request,
+    account_ids: list[str] | set[str],
+    *,
+    with_source_for: str | None = None,
+    known_stats: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Fetch and render accounts by id; ids that no longer exist are absent from the result."""
+    """Fetch and render accounts by id; ids that no longer exist are absent from the result.
+
+    ``known_stats`` maps account ids to post stats already read; only the other ids' stats are fetched.
+    """
     ids = sorted(set(account_ids))
     if not ids:
         return {}
+    stats: dict[str, Any] = dict(known_stats or {})
     accounts_client = client(request.app, ServiceName.ACCOUNT)
     posts_client = client(request.app, ServiceName.POST)
     batches = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
+    missing_stats = [account_id for account_id in ids if account_id not in stats]
+    stats_batches = [missing_stats[i : i + MAX_BATCH] for i in range(0, len(missing_stats), MAX_BATCH)]
     results = await asyncio.gather(
         *(accounts_client.get("/internal/accounts", params={"ids": ",".join(batch)}) for batch in batches),
-        *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in batches),
+        *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in stats_batches),
     )
     accounts = [account for chunk in results[: len(batches)] for account in chunk]
-    stats: dict[str, Any] = {}
     for chunk in results[len(batches) :]:
         stats.update(chunk)
     root = base_url(request)
@@ -66,10 +77,14 @@ async def account_entity_for(request: web.Request, account_id: int | str, *, wit
 
 
 async def status_entities(
-    request: web.Request, statuses: list[dict[str, Any]], *, with_text: bool = False
+    request: web.Request,
+    statuses: list[dict[str, Any]],
+    *,
+    with_text: bool = False,
+    author_stats: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Render statuses in order, dropping any whose author has been deleted meanwhile."""
-    accounts = await account_entities(request, status_account_ids(statuses))
+    accounts = await account_entities(request, status_account_ids(statuses), known_stats=author_stats)
     root = base_url(request)
     rendered = (status_entity(status, accounts, base_url=root, with_text=with_text) for status in statuses)
     return [entity for entity in rendered if entity is not None]

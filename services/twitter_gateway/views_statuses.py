@@ -155,8 +155,8 @@ def _flag(request: web.Request, name: str) -> bool:
 async def home_timeline(request: web.Request) -> web.Response:
     account_id = await require_user(request, "read:statuses")
     page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
-    ids, statuses = await _read_home(request, account_id, page)
-    entities = await status_entities(request, statuses)
+    ids, statuses, author_stats = await _read_home(request, account_id, page)
+    entities = await status_entities(request, statuses, author_stats=author_stats)
     headers = pagination_link(
         request,
         newest_cursor=ids[0] if ids else None,
@@ -166,23 +166,29 @@ async def home_timeline(request: web.Request) -> web.Response:
     return json_response(entities, headers=headers)
 
 
-async def _read_home(request: web.Request, account_id: int, page: PageRequest) -> tuple[list[str], list[dict[str, Any]]]:
+async def _read_home(
+    request: web.Request, account_id: int, page: PageRequest
+) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
     """Read timeline ids and their statuses; ids whose status was just deleted are skipped and refilled.
 
-    Returns the ids the page spans (for the Link cursors) and the statuses found.
+    Returns the ids the page spans (for the Link cursors), the statuses found and their authors' stats.
     """
     timelines = client(request.app, ServiceName.TIMELINE)
     posts = client(request.app, ServiceName.POST)
     spanned: list[str] = []
     found: list[dict[str, Any]] = []
+    author_stats: dict[str, Any] = {}
     current = page
     for _ in range(HOME_REFILL_ROUNDS):
         ids = await timelines.get(f"/internal/timelines/{account_id}", params=current.as_params())
         if not ids:
             break
-        statuses = await posts.get("/internal/statuses", params={"ids": ",".join(ids), "viewer_id": str(account_id)})
+        answer = await posts.get(
+            "/internal/statuses", params={"ids": ",".join(ids), "viewer_id": str(account_id), "author_stats": "true"}
+        )
         spanned.extend(ids)
-        found.extend(statuses)
+        found.extend(answer["statuses"])
+        author_stats.update(answer["author_stats"])
         if len(found) >= page.limit or len(ids) < current.limit:
             break
         missing = page.limit - len(found)
@@ -193,4 +199,4 @@ async def _read_home(request: web.Request, account_id: int, page: PageRequest) -
             current = PageRequest(max_id=int(ids[-1]), since_id=page.since_id, limit=missing)
     spanned.sort(key=int, reverse=True)
     found.sort(key=lambda status: int(status["id"]), reverse=True)
-    return spanned, found[: page.limit]
+    return spanned, found[: page.limit], author_stats

@@ -237,6 +237,23 @@ async def get_statuses(engine: AsyncEngine, status_ids: list[int], *, viewer_id:
     return [rendered[status_id] for status_id in dict.fromkeys(status_ids) if status_id in rendered]
 
 
+async def get_statuses_with_author_stats(
+    engine: AsyncEngine, status_ids: list[int], *, viewer_id: int | None
+) -> dict[str, Any]:
+    """Return ``{"statuses": [S...], "author_stats": {account id: stats}}`` from one transaction.
+
+    The authors are those of the statuses and of reblogged originals, the accounts a client
+    renders. The gateway then needs no separate stats call to hydrate a page.
+    """
+    async with read_only(engine) as connection:
+        rendered = await entities.render(connection, status_ids, viewer_id=viewer_id)
+        found = [rendered[status_id] for status_id in dict.fromkeys(status_ids) if status_id in rendered]
+        authors = {int(status["account_id"]) for status in found}
+        authors.update(int(status["reblog"]["account_id"]) for status in found if status["reblog"] is not None)
+        stats = await _account_stats(connection, sorted(authors))
+    return {"statuses": found, "author_stats": stats}
+
+
 async def get_status(engine: AsyncEngine, status_id: int, *, viewer_id: int | None) -> dict[str, Any]:
     async with read_only(engine) as connection:
         return await _render_one(connection, status_id, viewer_id=viewer_id)
@@ -319,17 +336,23 @@ async def account_statuses(
 
 
 async def account_stats_for(engine: AsyncEngine, account_ids: list[int]) -> dict[str, dict[str, Any]]:
+    if not account_ids:
+        return {}
+    async with read_only(engine) as connection:
+        return await _account_stats(connection, account_ids)
+
+
+async def _account_stats(connection: AsyncConnection, account_ids: list[int]) -> dict[str, dict[str, Any]]:
     result = {str(account_id): {"statuses_count": 0, "last_status_at": None} for account_id in account_ids}
     if not account_ids:
         return result
-    async with read_only(engine) as connection:
-        rows = await connection.execute(select(account_stats).where(account_stats.c.account_id.in_(account_ids)))
-        for row in rows:
-            last = row.last_status_at
-            result[str(row.account_id)] = {
-                "statuses_count": row.statuses_count,
-                "last_status_at": entities.rfc3339(last)[:10] if last is not None else None,
-            }
+    rows = await connection.execute(select(account_stats).where(account_stats.c.account_id.in_(account_ids)))
+    for row in rows:
+        last = row.last_status_at
+        result[str(row.account_id)] = {
+            "statuses_count": row.statuses_count,
+            "last_status_at": entities.rfc3339(last)[:10] if last is not None else None,
+        }
     return result
 
 

@@ -118,6 +118,10 @@ async def create_status(request: web.Request) -> web.Response:
 
 
 async def get_statuses(request: web.Request) -> web.Response:
+    """Return statuses by id; with ``author_stats=true``, an object that also has their authors' stats."""
+    if query_flag(request, "author_stats"):
+        found = await store.get_statuses_with_author_stats(request.app[ENGINE], query_ids(request), viewer_id=viewer(request))
+        return json_response(found)
     return json_response(await store.get_statuses(request.app[ENGINE], query_ids(request), viewer_id=viewer(request)))
 
 

@@ -145,6 +145,23 @@ async def test_bad_pagination_parameters_are_rejected(api: PublicApi, query: str
     assert statuses.status == 422
 
 
+async def test_home_timeline_accounts_carry_post_stats(api: PublicApi) -> None:
+    alice, bob = await api.register_user("alice"), await api.register_user("bob")
+    first = await api.call("POST", "/api/v1/statuses", token=alice.token, data={"status": "one"})
+    await api.call("POST", "/api/v1/statuses", token=alice.token, data={"status": "two"})
+    shared = await api.call("POST", f"/api/v1/statuses/{first.body['id']}/reblog", token=bob.token)
+
+    home = await wait_for_home(api, bob.token, 1)
+
+    assert shared.status == 200
+    assert home[0]["id"] == shared.body["id"]
+    assert home[0]["account"]["id"] == bob.id
+    assert home[0]["account"]["statuses_count"] == 1
+    assert home[0]["reblog"]["account"]["id"] == alice.id
+    assert home[0]["reblog"]["account"]["statuses_count"] == 2
+    assert home[0]["reblog"]["account"]["last_status_at"] == first.body["created_at"][:10]
+
+
 async def test_home_timeline_limit_defaults_to_20_and_caps_at_40(api: PublicApi) -> None:
     alice = await api.register_user()
     for number in range(45):

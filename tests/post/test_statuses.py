@@ -220,6 +220,28 @@ async def test_statuses_batch_keeps_order_and_skips_missing(cluster: Cluster) ->
     await cluster.posts.get("/internal/statuses", params={"ids": too_many}, expect=422)
 
 
+async def test_statuses_batch_with_author_stats(cluster: Cluster) -> None:
+    author = await cluster.new_account()
+    sharer = await cluster.new_account()
+    original = await cluster.post(author, "original")
+    shared = await cluster.reblog(sharer, original["id"])
+    ids = f"{shared['id']},1,{original['id']}"
+
+    found = await cluster.posts.get("/internal/statuses", params={"ids": ids, "author_stats": "true"})
+    plain = await cluster.posts.get("/internal/statuses", params={"ids": ids})
+    stats = await cluster.posts.get("/internal/accounts/stats", params={"ids": f"{author},{sharer}"})
+
+    assert found["statuses"] == plain
+    assert set(found["author_stats"]) == {author, sharer}
+    assert found["author_stats"][author] == stats[author]
+    assert found["author_stats"][sharer] == stats[sharer]
+
+
+async def test_statuses_batch_with_author_stats_of_none_found(cluster: Cluster) -> None:
+    found = await cluster.posts.get("/internal/statuses", params={"ids": "1,2", "author_stats": "true"})
+    assert found == {"statuses": [], "author_stats": {}}
+
+
 async def test_context_orders_thread(cluster: Cluster) -> None:
     author = await cluster.new_account()
     root = await cluster.post(author, "root")
