@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
-import orjson
 import structlog
 
 from twitter_shared.settings import LogFormat
@@ -19,7 +17,7 @@ def configure_logging(*, service: str, log_format: LogFormat, level: str) -> Non
     embedded mode, which share one terminal, stay apart.
     """
     use_console = log_format == LogFormat.CONSOLE or (log_format == LogFormat.AUTO and sys.stderr.isatty())
-    renderer = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer(serializer=_json_text)
+    renderer = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
 
     structlog.configure(
@@ -41,14 +39,3 @@ def configure_logging(*, service: str, log_format: LogFormat, level: str) -> Non
     # Library loggers (aiohttp, alembic, asyncpg) go through the same output at warning and up.
     logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.ERROR)
-
-
-def _json_text(event: Any, **options: Any) -> str:
-    """Serialise an event with orjson, which is faster than the json module.
-
-    timeit on a ``request.finished`` event, 2-core AMD EPYC: 8.6 us per line against 12.7 us.
-    ``options`` carries structlog's fallback, which writes the repr of a value JSON cannot hold.
-    The result stays text, so log lines share the text stream with the tools' printed output
-    and keep their order. Unlike the json module, orjson writes non-ASCII characters as UTF-8.
-    """
-    return orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, **options).decode()
