@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from twitter_gateway.auth import TOKENS, TokenChecker, optional_viewer
+from twitter_gateway.hydrate import ACCOUNT_CACHE, AccountRecordCache
 from twitter_gateway.openapi import openapi_document
 from twitter_gateway.ratelimit import API_LIMITER, REGISTRATION_LIMITER, Decision, RateLimiter
 from twitter_gateway.routes import add_routes
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> web.Application:
         limit=settings.registration_limit, period_seconds=settings.registration_period_seconds
     )
     app[INSTANCE_STATS] = InstanceStats()
+    app[ACCOUNT_CACHE] = AccountRecordCache()
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST, ServiceName.TIMELINE])
     app.cleanup_ctx.append(_token_checker)
     add_routes(app.router)

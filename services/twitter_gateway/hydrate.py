@@ -9,6 +9,7 @@ saves the stats call.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,38 @@ from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
 
 MAX_BATCH = 200
+# Home timeline pages reuse account records for this many seconds. So a follow, a profile edit or
+# an account deletion can take this long to show in the accounts a home page embeds. No other
+# endpoint uses the cache.
+ACCOUNT_CACHE_SECONDS = 1.0
+# Past this many records the cache starts empty again, which bounds its memory.
+ACCOUNT_CACHE_MAX_ENTRIES = 10_000
+
+
+class AccountRecordCache:
+    """Account service records by id, each kept for ``ACCOUNT_CACHE_SECONDS`` after it was read."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def fresh(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        found: dict[str, dict[str, Any]] = {}
+        for account_id in account_ids:
+            entry = self._records.get(account_id)
+            if entry is not None and entry[0] > now:
+                found[account_id] = entry[1]
+        return found
+
+    def store(self, accounts: list[dict[str, Any]]) -> None:
+        if len(self._records) + len(accounts) > ACCOUNT_CACHE_MAX_ENTRIES:
+            self._records.clear()
+        expires_at = time.monotonic() + ACCOUNT_CACHE_SECONDS
+        for account in accounts:
+            self._records[account["id"]] = (expires_at, account)
+
+
+ACCOUNT_CACHE = web.AppKey("account_cache", AccountRecordCache)
 
 
 def base_url(request: web.Request) -> str:
@@ -38,25 +71,33 @@ async def account_entities(
     *,
     with_source_for: str | None = None,
     known_stats: dict[str, Any] | None = None,
+    use_cache: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Fetch and render accounts by id; ids that no longer exist are absent from the result.
 
     ``known_stats`` maps account ids to post stats already read; only the other ids' stats are fetched.
+    With ``use_cache``, account records read in the last ``ACCOUNT_CACHE_SECONDS`` are not read again.
     """
     ids = sorted(set(account_ids))
     if not ids:
         return {}
     stats: dict[str, Any] = dict(known_stats or {})
+    cache = request.app.get(ACCOUNT_CACHE)
+    cached = cache.fresh(ids) if use_cache and cache is not None else {}
     accounts_client = client(request.app, ServiceName.ACCOUNT)
     posts_client = client(request.app, ServiceName.POST)
-    batches = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
+    missing_accounts = [account_id for account_id in ids if account_id not in cached]
+    batches = [missing_accounts[i : i + MAX_BATCH] for i in range(0, len(missing_accounts), MAX_BATCH)]
     missing_stats = [account_id for account_id in ids if account_id not in stats]
     stats_batches = [missing_stats[i : i + MAX_BATCH] for i in range(0, len(missing_stats), MAX_BATCH)]
     results = await asyncio.gather(
         *(accounts_client.get("/internal/accounts", params={"ids": ",".join(batch)}) for batch in batches),
         *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in stats_batches),
     )
-    accounts = [account for chunk in results[: len(batches)] for account in chunk]
+    fetched = [account for chunk in results[: len(batches)] for account in chunk]
+    if cache is not None:
+        cache.store(fetched)
+    accounts = [*fetched, *cached.values()]
     for chunk in results[len(batches) :]:
         stats.update(chunk)
     root = base_url(request)
@@ -82,9 +123,12 @@ async def status_entities(
     *,
     with_text: bool = False,
     author_stats: dict[str, Any] | None = None,
+    use_cache: bool = False,
 ) -> list[dict[str, Any]]:
     """Render statuses in order, dropping any whose author has been deleted meanwhile."""
-    accounts = await account_entities(request, status_account_ids(statuses), known_stats=author_stats)
+    accounts = await account_entities(
+        request, status_account_ids(statuses), known_stats=author_stats, use_cache=use_cache
+    )
     root = base_url(request)
     rendered = (status_entity(status, accounts, base_url=root, with_text=with_text) for status in statuses)
     return [entity for entity in rendered if entity is not None]

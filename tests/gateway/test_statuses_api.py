@@ -162,6 +162,20 @@ async def test_home_timeline_accounts_carry_post_stats(api: PublicApi) -> None:
     assert home[0]["reblog"]["account"]["last_status_at"] == first.body["created_at"][:10]
 
 
+async def test_status_endpoint_shows_profile_edit_at_once(api: PublicApi) -> None:
+    alice = await api.register_user("alice")
+    posted = await api.call("POST", "/api/v1/statuses", token=alice.token, data={"status": "hello"})
+    await wait_for_home(api, alice.token, 1)  # the home page caches alice's account record briefly
+
+    edit = await api.call("PATCH", "/api/v1/accounts/update_credentials", token=alice.token, data={"display_name": "Al"})
+    status = await api.call("GET", f"/api/v1/statuses/{posted.body['id']}", token=alice.token)
+    me = await api.call("GET", "/api/v1/accounts/verify_credentials", token=alice.token)
+
+    assert edit.status == 200
+    assert status.body["account"]["display_name"] == "Al"
+    assert me.body["display_name"] == "Al"
+
+
 async def test_home_timeline_limit_defaults_to_20_and_caps_at_40(api: PublicApi) -> None:
     alice = await api.register_user()
     for number in range(45):
