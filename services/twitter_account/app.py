@@ -6,20 +6,14 @@ from aiohttp import web
 
 from twitter_account import views
 from twitter_account.tables import outbox
-from twitter_shared.runtime import SETTINGS, events, internal_auth_middleware, use_database, use_ids, use_outbox
+from twitter_shared.runtime import build_internal_service, events, use_ids, use_outbox
 from twitter_shared.settings import ServiceName, Settings
-from twitter_shared.web import build_app
 
 ID = r"{id:\d+}"
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = build_app(service=ServiceName.ACCOUNT)
-    app[SETTINGS] = settings
-    app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(
-        app, url=settings.database_url(ServiceName.ACCOUNT), lost_exit_seconds=settings.database_lost_exit_seconds
-    )
+    app = build_internal_service(ServiceName.ACCOUNT, settings)
     use_ids(app)
     use_outbox(app, outbox=outbox, poll_seconds=settings.outbox_poll_seconds)
     add_routes(app.router)

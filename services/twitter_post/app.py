@@ -22,17 +22,14 @@ from twitter_shared.errors import ServiceError
 from twitter_shared.runtime import (
     ENGINE,
     OUTBOX_READER,
-    SETTINGS,
     background_client,
+    build_internal_service,
     events,
-    internal_auth_middleware,
     use_clients,
-    use_database,
     use_ids,
     use_outbox,
 )
 from twitter_shared.settings import ServiceName, Settings
-from twitter_shared.web import build_app
 
 log = structlog.get_logger()
 
@@ -42,12 +39,7 @@ IDEMPOTENCY_PURGE_SECONDS = 300
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = build_app(service=ServiceName.POST)
-    app[SETTINGS] = settings
-    app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(
-        app, url=settings.database_url(ServiceName.POST), lost_exit_seconds=settings.database_lost_exit_seconds
-    )
+    app = build_internal_service(ServiceName.POST, settings)
     use_ids(app)
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT])
     use_outbox(app, outbox=outbox, poll_seconds=settings.outbox_poll_seconds)

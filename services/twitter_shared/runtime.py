@@ -26,7 +26,7 @@ from twitter_shared.errors import Unauthorized, Unavailable
 from twitter_shared.ids import IdGenerator, WorkerLease, keep_lease
 from twitter_shared.outbox import OutboxReader
 from twitter_shared.settings import ServiceName, Settings
-from twitter_shared.web import EXIT_CODE, READINESS_CHECKS
+from twitter_shared.web import EXIT_CODE, READINESS_CHECKS, build_app
 
 log = structlog.get_logger()
 
@@ -55,6 +55,19 @@ def internal_auth_middleware(token: str) -> Callable:
         return await handler(request)
 
     return check_service_token
+
+
+def build_internal_service(service: ServiceName, settings: Settings) -> web.Application:
+    """Create the app of a service that owns a database and serves only internal routes.
+
+    It gets the shared middleware, the settings, the service-token check and its own
+    database (watched, and reported in ``/readyz``); the caller adds the rest.
+    """
+    app = build_app(service=service)
+    app[SETTINGS] = settings
+    app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
+    use_database(app, url=settings.database_url(service), lost_exit_seconds=settings.database_lost_exit_seconds)
+    return app
 
 
 def use_database(app: web.Application, *, url: str, lost_exit_seconds: float = 60.0) -> None:

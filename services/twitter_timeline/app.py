@@ -15,9 +15,8 @@ from aiohttp import web
 
 from twitter_shared.consumer import OutboxConsumer
 from twitter_shared.errors import ServiceError
-from twitter_shared.runtime import ENGINE, SETTINGS, background_client, internal_auth_middleware, use_clients, use_database
+from twitter_shared.runtime import ENGINE, SETTINGS, background_client, build_internal_service, use_clients
 from twitter_shared.settings import ServiceName, Settings
-from twitter_shared.web import build_app
 from twitter_timeline import store, views
 from twitter_timeline.events import TimelineEvents
 from twitter_timeline.tables import consumer_cursors, consumer_leases
@@ -31,12 +30,7 @@ TRIM_INTERVAL_SECONDS = 60
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = build_app(service=ServiceName.TIMELINE)
-    app[SETTINGS] = settings
-    app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(
-        app, url=settings.database_url(ServiceName.TIMELINE), lost_exit_seconds=settings.database_lost_exit_seconds
-    )
+    app = build_internal_service(ServiceName.TIMELINE, settings)
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST])
     app.cleanup_ctx.append(_background_tasks)
     app.router.add_get(r"/internal/timelines/{owner_id:\d+}", views.home_timeline)
