@@ -458,7 +458,7 @@ async def follow_page(engine: AsyncEngine, *, account_id: int, direction: str, p
 
 
 async def follows_after(engine: AsyncEngine, *, after_id: int, limit: int) -> list[dict[str, str]]:
-    """Every follow in follow-id order, for rebuilding timelines from scratch."""
+    """Return follows in follow-id order, for rebuilding timelines from scratch."""
     async with read_only(engine) as connection:
         rows = await connection.execute(
             select(follows.c.id, follows.c.follower_id, follows.c.followee_id)

@@ -1,7 +1,7 @@
 """Access-token checks for the public API, with a short cache.
 
-The account service is the authority on tokens; the gateway asks it once per token
-and trusts the answer for ``token_cache_seconds``, which bounds how long a revoked
+The account service is the authority on tokens. The gateway checks each token with it
+once and trusts the result for ``token_cache_seconds``, which bounds how long a revoked
 token keeps working. Tokens are cached by their SHA-256, never in clear.
 """
 
@@ -31,7 +31,7 @@ class Viewer:
         return self.account_id
 
     def require_scope(self, *accepted: str) -> None:
-        """Pass when the token holds any of ``accepted`` or its top-level parent (``write`` covers ``write:statuses``)."""
+        """Pass when the token has any of ``accepted`` or its top-level parent (``write`` covers ``write:statuses``)."""
         for scope in accepted:
             if scope in self.scopes or scope.split(":", 1)[0] in self.scopes:
                 return
@@ -76,7 +76,7 @@ class TokenChecker:
 
 
 TOKENS = web.AppKey("tokens", TokenChecker)
-# The viewer is resolved once per request, by the rate limiter or the handler, whichever asks first.
+# The viewer is resolved once per request, by the rate limiter or the handler, whichever needs it first.
 VIEWER = web.RequestKey("viewer", object)
 
 

@@ -365,7 +365,7 @@ def _ref(row: Any) -> dict[str, str | None]:
 
 
 async def account_status_refs(engine: AsyncEngine, account_id: int, *, limit: int) -> list[dict[str, str | None]]:
-    """The newest ``limit`` statuses (reblogs included) of an account, newest first, as bare references."""
+    """Return the newest ``limit`` statuses (reblogs included) of an account, newest first, as bare references."""
     async with read_only(engine) as connection:
         rows = await connection.execute(
             select(statuses.c.id, statuses.c.account_id, statuses.c.reblog_of_id)
@@ -377,7 +377,7 @@ async def account_status_refs(engine: AsyncEngine, account_id: int, *, limit: in
 
 
 async def status_refs_after(engine: AsyncEngine, *, after_id: int, limit: int) -> list[dict[str, str | None]]:
-    """Every status in id order, for rebuilding timelines; page with the last id returned."""
+    """Return statuses in id order, for rebuilding timelines; page with the last id returned."""
     async with read_only(engine) as connection:
         rows = await connection.execute(
             select(statuses.c.id, statuses.c.account_id, statuses.c.reblog_of_id)

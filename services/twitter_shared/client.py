@@ -4,7 +4,7 @@ Every call carries the service token and the current request id. Only idempotent
 calls (GET, PUT, DELETE, or a POST the caller marks idempotent) are retried, with
 full-jitter exponential backoff. After ``breaker_failures`` consecutive failures the
 breaker opens and calls fail at once with ``Unavailable`` until ``breaker_reset_seconds``
-pass; then one trial call decides whether it closes again. Background work (outbox
+pass. Then one trial call decides whether it closes again. Background work (outbox
 consumers, readiness probes) uses clients without a breaker: it has its own
 backoff, and its failures while a neighbour starts must not fail user requests.
 """

@@ -71,14 +71,14 @@ class RateLimited(ServiceError):
 
 
 class Unavailable(ServiceError):
-    """A dependency (database or another service) does not answer; retrying later may work."""
+    """A dependency (database or another service) did not respond, so retrying later may work."""
 
     status = 503
     default_message = "Service temporarily unavailable"
 
 
 class UpstreamError(ServiceError):
-    """Another service answered with something we cannot use."""
+    """Another service returned a response we cannot use."""
 
     status = 502
     default_message = "Bad gateway"

@@ -3,7 +3,7 @@
 Layout, most significant first: 41 bits of milliseconds since ``EPOCH_MS`` (good
 until 2089), 10 bits of worker number, 12 bits of sequence. Replicas start from
 the same image and settings, so a worker number cannot come from the host name:
-each process leases one from a row in its own database and renews the lease; a
+each process leases one from a row in its own database and renews the lease. A
 process that loses its lease stops issuing ids rather than risk a duplicate.
 """
 

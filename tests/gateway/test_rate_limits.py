@@ -1,4 +1,4 @@
-"""Rate limits: the standard headers on every API answer, 429 past the limit, registrations per address."""
+"""Rate limits: the standard headers on every API response, 429 past the limit, registrations per address."""
 
 from __future__ import annotations
 
