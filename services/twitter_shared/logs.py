@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 from twitter_shared.settings import LogFormat
@@ -17,7 +18,13 @@ def configure_logging(*, service: str, log_format: LogFormat, level: str) -> Non
     embedded mode, which share one terminal, stay apart.
     """
     use_console = log_format == LogFormat.CONSOLE or (log_format == LogFormat.AUTO and sys.stderr.isatty())
-    renderer = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    if use_console:
+        renderer = structlog.dev.ConsoleRenderer()
+        logger_factory = structlog.PrintLoggerFactory(sys.stdout)
+    else:
+        # orjson renders bytes, several times faster than the standard library; every request writes a line.
+        renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps, default=str)
+        logger_factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
 
     structlog.configure(
@@ -30,7 +37,7 @@ def configure_logging(*, service: str, log_format: LogFormat, level: str) -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=logger_factory,
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()

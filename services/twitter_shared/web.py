@@ -31,11 +31,14 @@ CLIENT_CLOSED_REQUEST = 499
 NUL_MESSAGE = "Request contains a NUL character, which no field accepts"
 # Long polls and probes arrive many times a minute; their request lines go to debug, not info.
 QUIET_ROUTES = frozenset({"/internal/events", "/healthz", "/readyz", "/metrics"})
+# In an app whose request lines go to debug, a request this slow or failing with a 5xx still logs at info.
+SLOW_REQUEST_SECONDS = 1.0
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 SERVICE_NAME = web.AppKey("service_name", str)
 READINESS_CHECKS = web.AppKey("readiness_checks", list)
 METRICS = web.AppKey("metrics", "RequestMetrics")
+QUIET_REQUEST_LOG = web.AppKey("quiet_request_log", bool)
 # Exit codes a watchdog requests before it stops the process; ``serve`` returns the highest.
 EXIT_CODE = web.AppKey("exit_code", list)
 
@@ -91,7 +94,8 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
         if metrics is not None and route not in {"/metrics", "/healthz"}:
             metrics.requests.labels(request.method, route, str(status)).inc()
             metrics.duration.labels(request.method, route).observe(elapsed)
-        log_line = log.debug if route in QUIET_ROUTES and status < 500 else log.info
+        quiet = request.app[QUIET_REQUEST_LOG] or route in QUIET_ROUTES
+        log_line = log.debug if quiet and status < 500 and elapsed < SLOW_REQUEST_SECONDS else log.info
         log_line("request.finished", status=status, duration_ms=round(elapsed * 1000, 2), path=request.path)
         structlog.contextvars.unbind_contextvars("request_id", "method", "route")
 
@@ -144,13 +148,19 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_app(*, service: str, client_max_size: int = 1024 * 1024) -> web.Application:
-    """Create an application with the shared middleware and the health and metrics routes."""
+def build_app(*, service: str, client_max_size: int = 1024 * 1024, quiet_request_log: bool = False) -> web.Application:
+    """Create an application with the shared middleware and the health and metrics routes.
+
+    With ``quiet_request_log`` the per-request line goes to debug unless the request failed
+    with a 5xx or was slow. Internal services use it: the gateway already logs each public
+    request, and their own lines carry the same request id.
+    """
     app = web.Application(
         middlewares=[request_context_middleware, error_middleware, reject_nul_middleware],
         client_max_size=client_max_size,
     )
     app[SERVICE_NAME] = service
+    app[QUIET_REQUEST_LOG] = quiet_request_log
     app[READINESS_CHECKS] = []
     app[EXIT_CODE] = []
     app[METRICS] = RequestMetrics()
