@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
-from twitter_shared.database import create_engine, is_sqlite
+from twitter_shared.database import create_engine, dispose, is_sqlite
 
 log = structlog.get_logger()
 
@@ -72,7 +72,7 @@ async def upgrade(url: str, *, history: str) -> str:
         raise MigrationError(f"migrating the {history} database failed: {error}") from error
     finally:
         if engine is not None:
-            await engine.dispose()
+            await dispose(engine)
     log.info("migrate.finished", database=history, before=before, after=after)
     return after or ""
 
@@ -83,7 +83,7 @@ async def current_revision(url: str) -> str | None:
         async with engine.connect() as connection:
             return await connection.run_sync(_current_revision)
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def _current_revision(connection: Connection) -> str | None:

@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from twitter_shared.client import SERVICE_TOKEN_HEADER, CircuitBreaker, InternalClient
-from twitter_shared.database import create_engine, ping
+from twitter_shared.database import create_engine, dispose, ping
 from twitter_shared.errors import Unauthorized, Unavailable
 from twitter_shared.ids import IdGenerator, WorkerLease, keep_lease
 from twitter_shared.outbox import OutboxReader
@@ -63,7 +63,7 @@ def build_internal_service(service: ServiceName, settings: Settings) -> web.Appl
     It gets the shared middleware, the settings, the service-token check and its own
     database (watched, and reported in ``/readyz``); the caller adds the rest.
     """
-    app = build_app(service=service)
+    app = build_app(service=service, quiet_request_log=True)
     app[SETTINGS] = settings
     app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
     use_database(app, url=settings.database_url(service), lost_exit_seconds=settings.database_lost_exit_seconds)
@@ -84,7 +84,7 @@ def use_database(app: web.Application, *, url: str, lost_exit_seconds: float = 6
         watchdog = asyncio.create_task(_watch_database(app, engine, lost_exit_seconds))
         yield
         watchdog.cancel()
-        await engine.dispose()
+        await dispose(engine)
 
     async def database_ready() -> None:
         await ping(app[ENGINE])

@@ -15,7 +15,7 @@ import aiohttp
 import structlog
 
 from twitter_shared.client import CircuitBreaker, InternalClient
-from twitter_shared.database import create_engine
+from twitter_shared.database import create_engine, dispose
 from twitter_shared.errors import ServiceError
 from twitter_shared.logs import configure_logging
 from twitter_shared.settings import ServiceName, Settings
@@ -78,4 +78,4 @@ async def rebuild_with_settings(settings: Settings, *, cap: int) -> RebuildRepor
                 engine=engine, accounts=clients[ServiceName.ACCOUNT], posts=clients[ServiceName.POST], cap=cap
             )
     finally:
-        await engine.dispose()
+        await dispose(engine)
