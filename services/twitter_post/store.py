@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -342,11 +342,14 @@ async def account_stats_for(engine: AsyncEngine, account_ids: list[int]) -> dict
         return await _account_stats(connection, account_ids)
 
 
+STATS_OF_ACCOUNTS = select(account_stats).where(account_stats.c.account_id.in_(bindparam("ids", expanding=True)))
+
+
 async def _account_stats(connection: AsyncConnection, account_ids: list[int]) -> dict[str, dict[str, Any]]:
     result = {str(account_id): {"statuses_count": 0, "last_status_at": None} for account_id in account_ids}
     if not account_ids:
         return result
-    rows = await connection.execute(select(account_stats).where(account_stats.c.account_id.in_(account_ids)))
+    rows = await connection.execute(STATS_OF_ACCOUNTS, {"ids": account_ids})
     for row in rows:
         last = row.last_status_at
         result[str(row.account_id)] = {
