@@ -151,7 +151,7 @@ def run_wrk(
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     Path(script.name).unlink(missing_ok=True)
-    line = next((l for l in finished.stdout.splitlines() if l.startswith(RESULT_MARKER)), None)
+    line = next((text for text in finished.stdout.splitlines() if text.startswith(RESULT_MARKER)), None)
     if finished.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout.strip()}")
     data = json.loads(line[len(RESULT_MARKER) :])

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from twitter_tools._dataset import Credentials, credentials
+from twitter_tools._public_client import ClientError, Progress, PublicClient, TokenFile, UnexpectedAnswer
+
 # Registration and the password grant each cost the server one argon2 hash. More of them at once
 # only queue up on the server's CPU and run into the gateway's timeout for internal calls.
 PASSWORD_CALLS_IN_FLIGHT = 8
-
-from twitter_tools._dataset import Credentials, credentials
-from twitter_tools._public_client import ClientError, Progress, PublicClient, TokenFile, UnexpectedAnswer
 
 
 class AccountMissing(ClientError):
