@@ -1,0 +1,138 @@
+"""SQLite statements on the event loop: writers take turns, another process's lock never blocks the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from twitter_shared import sqlite_inline
+from twitter_shared.database import create_engine, dispose, read_only, transaction
+from twitter_shared.errors import Unavailable
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    async with transaction(engine) as connection:
+        await connection.execute(text("CREATE TABLE items (name TEXT PRIMARY KEY)"))
+    yield engine
+    await dispose(engine)
+
+
+async def names(engine: AsyncEngine) -> list[str]:
+    async with read_only(engine) as connection:
+        return list(await connection.scalars(text("SELECT name FROM items ORDER BY name")))
+
+
+async def add(engine: AsyncEngine, name: str) -> None:
+    async with transaction(engine) as connection:
+        await connection.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": name})
+
+
+async def test_a_failed_block_rolls_back_and_frees_the_writer(engine: AsyncEngine) -> None:
+    with pytest.raises(RuntimeError):
+        async with transaction(engine) as connection:
+            await connection.execute(text("INSERT INTO items (name) VALUES ('lost')"))
+            raise RuntimeError("the caller failed")
+    await add(engine, "kept")
+
+    assert await names(engine) == ["kept"]
+
+
+async def test_reads_cannot_write(engine: AsyncEngine) -> None:
+    with pytest.raises(Unavailable) as refused:
+        async with read_only(engine) as connection:
+            await connection.execute(text("INSERT INTO items (name) VALUES ('sneaked')"))
+
+    assert isinstance(refused.value.__cause__, OperationalError)
+    assert "readonly" in str(refused.value.__cause__)
+    assert await names(engine) == []
+
+
+async def test_writers_of_one_process_take_turns_across_awaits(engine: AsyncEngine) -> None:
+    order: list[str] = []
+
+    async def slow_writer(name: str) -> None:
+        async with transaction(engine) as connection:
+            order.append(f"{name} starts")
+            await asyncio.sleep(0.01)  # an await inside the block, as the follow merge's HTTP call
+            await connection.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": name})
+            order.append(f"{name} ends")
+
+    await asyncio.gather(*(slow_writer(name) for name in ("a", "b", "c")))
+
+    assert order == ["a starts", "a ends", "b starts", "b ends", "c starts", "c ends"]
+    assert await names(engine) == ["a", "b", "c"]
+
+
+async def test_another_process_lock_is_waited_for_without_blocking_the_loop(engine: AsyncEngine, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    running = asyncio.create_task(ticker())
+    writer = asyncio.create_task(add(engine, "after the lock"))
+    await asyncio.sleep(0.2)
+    assert not writer.done()
+    other.execute("COMMIT")
+    await writer
+    running.cancel()
+    other.close()
+
+    assert ticks >= 20, "the event loop stalled while the writer waited"
+    assert await names(engine) == ["after the lock"]
+
+
+async def test_a_lock_held_too_long_gives_unavailable(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_inline, "WRITE_WAIT_SECONDS", 0.2)
+    other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unavailable):
+            await add(engine, "never")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+    assert time.monotonic() - started < 2
+    await add(engine, "later")
+    assert await names(engine) == ["later"]
+
+
+async def test_a_writer_cancelled_while_waiting_leaves_the_turn_free(engine: AsyncEngine) -> None:
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with transaction(engine) as connection:
+            await connection.execute(text("INSERT INTO items (name) VALUES ('holder')"))
+            await release.wait()
+
+    holding = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(add(engine, "cancelled"))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    await holding
+    await add(engine, "next")
+
+    assert await names(engine) == ["holder", "next"]
