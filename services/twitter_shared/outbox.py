@@ -85,7 +85,8 @@ class OutboxReader:
             waiter = self._appended
             remaining = deadline - time.monotonic()
             try:
-                await asyncio.wait_for(waiter.wait(), min(self.poll_seconds, max(remaining, 0)))
+                async with asyncio.timeout(min(self.poll_seconds, max(remaining, 0))):
+                    await waiter.wait()
             except TimeoutError:
                 pass
             events, head = await self.read(after=after, limit=limit)

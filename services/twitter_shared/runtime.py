@@ -98,7 +98,8 @@ async def _watch_database(app: web.Application, engine: AsyncEngine, lost_exit_s
     while True:
         await asyncio.sleep(DATABASE_WATCH_SECONDS)
         try:
-            await asyncio.wait_for(ping(engine), DATABASE_WATCH_SECONDS)
+            async with asyncio.timeout(DATABASE_WATCH_SECONDS):
+                await ping(engine)
         except (Unavailable, TimeoutError) as error:
             now = time.monotonic()
             failing_since = failing_since or now

@@ -135,7 +135,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _run_check(check: ReadinessCheck) -> str:
     try:
-        await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await check()
     except TimeoutError:
         return "timed out"
     except Exception as error:  # noqa: BLE001 - a readiness probe reports every failure, it never raises
