@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import PostgresServer, free_port
+from tests.support.system import logged_events
 from twitter_shared.migrate import current_revision, head_revision
 from twitter_shared.settings import DATABASE_OWNERS
 
@@ -57,7 +58,7 @@ def test_migrate_fails_clearly_on_an_unusable_database(url: str) -> None:
     output, _ = process.communicate(timeout=120)
 
     assert process.returncode == 1
-    assert b'"event": "migrate.failed"' in output
+    assert "migrate.failed" in logged_events(output)
     assert b"Traceback" not in output
 
 
@@ -75,5 +76,5 @@ def test_unknown_database_name_is_rejected(tmp_path: Path) -> None:
     output, _ = process.communicate(timeout=120)
 
     assert process.returncode == 2
-    assert b'"event": "migrate.unknown_database"' in output
+    assert "migrate.unknown_database" in logged_events(output)
     assert not (tmp_path / "account.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -107,3 +108,16 @@ def stop_system(system: RunningSystem) -> int:
             system.process.wait()
             raise
     return system.process.returncode
+
+
+def logged_events(output: str | bytes) -> list[str]:
+    """Return the ``event`` of every JSON log line in a process's output, in order."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    events = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line)["event"])
+            except (ValueError, KeyError):
+                continue
+    return events
