@@ -1,14 +1,16 @@
 """The baseline: a bare aiohttp hello-world JSON endpoint in one process.
 
-It is served the way the services are (``web.run_app``, no access log, the
-default event loop), so the ratio of a workload to it says what the system's
-own work costs on this machine. Run as ``python bench/_baseline_server.py PORT``.
+It is served the way the services are (``web.run_app`` on uvloop's event loop, no
+access log), so the ratio of a workload to it says what the system's own work
+costs on this machine, not what uvloop saves. Run as
+``python bench/_baseline_server.py PORT``.
 """
 
 from __future__ import annotations
 
 import sys
 
+import uvloop
 from aiohttp import web
 
 
@@ -19,7 +21,7 @@ async def hello(request: web.Request) -> web.Response:
 def main() -> None:
     app = web.Application()
     app.router.add_get("/", hello)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=uvloop.new_event_loop())
 
 
 if __name__ == "__main__":

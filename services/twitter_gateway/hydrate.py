@@ -134,8 +134,10 @@ async def status_entities(
     return [entity for entity in rendered if entity is not None]
 
 
-async def status_entity_for(request: web.Request, status: dict[str, Any], *, with_text: bool = False) -> dict[str, Any]:
-    rendered = await status_entities(request, [status], with_text=with_text)
+async def status_entity_for(
+    request: web.Request, status: dict[str, Any], *, with_text: bool = False, author_stats: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    rendered = await status_entities(request, [status], with_text=with_text, author_stats=author_stats)
     if not rendered:
         raise NotFound()
     return rendered[0]

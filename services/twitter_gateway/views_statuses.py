@@ -72,7 +72,7 @@ async def post_status(request: web.Request) -> web.Response:
         body["idempotency_key"] = key
     # With a key the call may be retried safely: the post service returns the first status on a repeat.
     result = await client(request.app, ServiceName.POST).post("/internal/statuses", body=body, idempotent=key is not None)
-    return json_response(await status_entity_for(request, result["status"]))
+    return json_response(await status_entity_for(request, result["status"], author_stats=result.get("author_stats")))
 
 
 async def get_status(request: web.Request) -> web.Response:

@@ -36,6 +36,7 @@ async def test_status_of_500_characters_is_accepted(cluster: Cluster, text: str)
     answer = await create(cluster, {"account_id": author, "status": text})
     assert answer["created"] is True
     assert answer["status"]["text"] == text
+    assert answer["author_stats"][str(author)]["statuses_count"] == 1
 
 
 @pytest.mark.parametrize(
