@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> web.Application:
         limit=settings.registration_limit, period_seconds=settings.registration_period_seconds
     )
     app[INSTANCE_STATS] = InstanceStats()
-    app[ACCOUNT_CACHE] = AccountRecordCache()
+    app[ACCOUNT_CACHE] = AccountRecordCache(settings.account_cache_seconds)
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST, ServiceName.TIMELINE])
     app.cleanup_ctx.append(_token_checker)
     add_routes(app.router)

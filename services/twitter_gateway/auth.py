@@ -1,8 +1,9 @@
 """Access-token checks for the public API, with a short cache.
 
 The account service is the authority on tokens. The gateway checks each token with it
-once and trusts the result for ``token_cache_seconds``, which bounds how long a revoked
-token keeps working. Tokens are cached by their SHA-256, never in clear.
+once and trusts the result for ``token_cache_seconds``. A revocation made through this
+process drops the token at once; other gateway replicas stop trusting it within that
+time. Tokens are cached by their SHA-256, never in clear.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class TokenChecker:
         self._cache: dict[str, tuple[float, Viewer | None]] = {}
 
     async def check(self, token: str) -> Viewer:
-        key = hashlib.sha256(token.encode()).hexdigest()
+        key = _cache_key(token)
         cached = self._cache.get(key)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
@@ -65,6 +66,10 @@ class TokenChecker:
         self._remember(key, viewer, now)
         return viewer
 
+    def forget(self, token: str) -> None:
+        """Stop trusting ``token`` in this process at once, as after a revocation made through it."""
+        self._cache.pop(_cache_key(token), None)
+
     def _remember(self, key: str, viewer: Viewer | None, now: float) -> None:
         if self.cache_seconds <= 0:
             return
@@ -73,6 +78,10 @@ class TokenChecker:
             if len(self._cache) >= CACHE_MAX_ENTRIES:
                 self._cache.clear()
         self._cache[key] = (now + self.cache_seconds, viewer)
+
+
+def _cache_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 TOKENS = web.AppKey("tokens", TokenChecker)

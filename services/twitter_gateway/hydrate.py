@@ -20,18 +20,21 @@ from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
 
 MAX_BATCH = 200
-# Home timeline pages reuse account records for this many seconds. So a follow, a profile edit or
-# an account deletion can take this long to show in the accounts a home page embeds. No other
-# endpoint uses the cache.
-ACCOUNT_CACHE_SECONDS = 1.0
 # Past this many records the cache starts empty again, which bounds its memory.
 ACCOUNT_CACHE_MAX_ENTRIES = 10_000
 
 
 class AccountRecordCache:
-    """Account service records by id, each kept for ``ACCOUNT_CACHE_SECONDS`` after it was read."""
+    """Account service records by id, each kept for ``seconds`` after it was read.
 
-    def __init__(self) -> None:
+    The statuses a gateway renders embed their authors, mostly the same few hundred
+    accounts; reading them again for every page was a third of a home read's calls.
+    The views that change an account (profile edit, follow, unfollow) ``forget`` it,
+    so this process shows the change at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self._records: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def fresh(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -44,14 +47,27 @@ class AccountRecordCache:
         return found
 
     def store(self, accounts: list[dict[str, Any]]) -> None:
+        if self.seconds <= 0:
+            return
         if len(self._records) + len(accounts) > ACCOUNT_CACHE_MAX_ENTRIES:
             self._records.clear()
-        expires_at = time.monotonic() + ACCOUNT_CACHE_SECONDS
+        expires_at = time.monotonic() + self.seconds
         for account in accounts:
             self._records[account["id"]] = (expires_at, account)
 
+    def forget(self, *account_ids: int | str) -> None:
+        for account_id in account_ids:
+            self._records.pop(str(account_id), None)
+
 
 ACCOUNT_CACHE = web.AppKey("account_cache", AccountRecordCache)
+
+
+def forget_accounts(request: web.Request, *account_ids: int | str) -> None:
+    """Drop cached records of accounts this request changed, so this process shows the change at once."""
+    cache = request.app.get(ACCOUNT_CACHE)
+    if cache is not None:
+        cache.forget(*account_ids)
 
 
 def base_url(request: web.Request) -> str:
@@ -76,7 +92,8 @@ async def account_entities(
     """Fetch and render accounts by id; ids that no longer exist are absent from the result.
 
     ``known_stats`` maps account ids to post stats already read; only the other ids' stats are fetched.
-    With ``use_cache``, account records read in the last ``ACCOUNT_CACHE_SECONDS`` are not read again.
+    With ``use_cache``, account records still in the ``AccountRecordCache`` are not read again; the
+    records read are stored in it either way.
     """
     ids = sorted(set(account_ids))
     if not ids:
@@ -123,11 +140,10 @@ async def status_entities(
     *,
     with_text: bool = False,
     author_stats: dict[str, Any] | None = None,
-    use_cache: bool = False,
 ) -> list[dict[str, Any]]:
-    """Render statuses in order, dropping any whose author has been deleted meanwhile."""
+    """Render statuses in order, dropping any whose author has been deleted meanwhile; authors may come from the cache."""
     accounts = await account_entities(
-        request, status_account_ids(statuses), known_stats=author_stats, use_cache=use_cache
+        request, status_account_ids(statuses), known_stats=author_stats, use_cache=True
     )
     root = base_url(request)
     rendered = (status_entity(status, accounts, base_url=root, with_text=with_text) for status in statuses)

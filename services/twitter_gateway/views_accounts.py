@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from twitter_gateway.auth import optional_viewer, require_user, require_viewer
-from twitter_gateway.hydrate import account_entities, account_entity_for
+from twitter_gateway.hydrate import account_entities, account_entity_for, forget_accounts
 from twitter_gateway.links import pagination_link
 from twitter_shared.errors import NotFound, ValidationFailed
 from twitter_shared.pagination import parse_id, parse_page
@@ -45,6 +45,7 @@ async def update_credentials(request: web.Request) -> web.Response:
     fields = await read_json_object(request)
     changes = {key: fields[key] for key in ("display_name", "note") if key in fields}
     await client(request.app, ServiceName.ACCOUNT).request("PATCH", f"/internal/accounts/{account_id}", body=changes, idempotent=True)
+    forget_accounts(request, account_id)
     return json_response(await account_entity_for(request, account_id, with_source=True))
 
 
@@ -71,6 +72,7 @@ async def follow(request: web.Request) -> web.Response:
     relationship = await client(request.app, ServiceName.ACCOUNT).post(
         f"/internal/accounts/{account_id}/follow", body={"target_id": str(target)}
     )
+    forget_accounts(request, account_id, target)  # both follow counts changed
     return json_response(relationship)
 
 
@@ -80,6 +82,7 @@ async def unfollow(request: web.Request) -> web.Response:
     relationship = await client(request.app, ServiceName.ACCOUNT).post(
         f"/internal/accounts/{account_id}/unfollow", body={"target_id": str(target)}, idempotent=True
     )
+    forget_accounts(request, account_id, target)
     return json_response(relationship)
 
 

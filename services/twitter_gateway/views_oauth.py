@@ -9,6 +9,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
+from twitter_gateway.auth import TOKENS
 from twitter_shared.errors import BadRequest
 from twitter_shared.runtime import client
 from twitter_shared.settings import ServiceName
@@ -42,4 +43,6 @@ async def grant_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     body = with_basic_client_credentials(request, await read_json_object(request))
     await client(request.app, ServiceName.ACCOUNT).post("/internal/tokens/revoke", body=body, idempotent=True)
+    if isinstance(body.get("token"), str):
+        request.app[TOKENS].forget(body["token"])
     return json_response({})

@@ -156,7 +156,7 @@ async def home_timeline(request: web.Request) -> web.Response:
     account_id = await require_user(request, "read:statuses")
     page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
     ids, statuses, author_stats = await _read_home(request, account_id, page)
-    entities = await status_entities(request, statuses, author_stats=author_stats, use_cache=True)
+    entities = await status_entities(request, statuses, author_stats=author_stats)
     headers = pagination_link(
         request,
         newest_cursor=ids[0] if ids else None,

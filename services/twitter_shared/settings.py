@@ -101,7 +101,20 @@ class Settings(BaseSettings):
         description="How long a service returns 503 without its database before it exits non-zero to be restarted.",
     )
     token_cache_seconds: float = Field(
-        2.0, ge=0, description="How long the gateway trusts a checked access token; bounds revocation delay."
+        5.0,
+        ge=0,
+        description=(
+            "How long a gateway process trusts a checked access token. A token revoked through the same process"
+            " stops at once; this bounds the delay on other gateway replicas."
+        ),
+    )
+    account_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How long a gateway process reuses account records in the statuses it renders. Profile edits and"
+            " follows through the same process show at once; this bounds the delay on other gateway replicas."
+        ),
     )
 
     rate_limit_enabled: bool = Field(True, description="Apply the public API rate limits.")
