@@ -17,12 +17,15 @@ URL_PATTERN = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})(?:@[A-Za-z0-9.-]+)?")
 DEFAULT_AVATAR = "/avatars/original/missing.png"
 DEFAULT_HEADER = "/headers/original/missing.png"
+RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
     """Format a time as ``2026-12-04T20:50:15.123Z``."""
     if value is None:
         return None
+    if isinstance(value, str) and len(value) == RFC3339_LENGTH and value.endswith("Z"):
+        return value  # the services already send this form
     moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -49,6 +52,8 @@ def text_to_html(text: str, *, base_url: str, mentions: dict[str, str] | None = 
 
 
 def _mentions_to_html(fragment: str, base_url: str, mentions: dict[str, str]) -> str:
+    if not mentions:
+        return html.escape(fragment)
     pieces: list[str] = []
     position = 0
     for match in MENTION_PATTERN.finditer(fragment):

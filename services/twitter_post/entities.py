@@ -69,7 +69,9 @@ async def render(
     all_ids = list(rows)
 
     mentioned: dict[int, list[dict[str, str]]] = {}
-    for row in await connection.execute(MENTIONS_OF, {"ids": all_ids}):
+    # Mentions are found in the text when a status is created, so a batch without an "@" has none.
+    with_at = [row.id for row in rows.values() if "@" in row.text]
+    for row in await connection.execute(MENTIONS_OF, {"ids": with_at}) if with_at else ():
         mentioned.setdefault(row.status_id, []).append({"id": str(row.account_id), "username": row.username})
 
     favourited: set[int] = set()

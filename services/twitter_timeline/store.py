@@ -8,14 +8,15 @@ INSERT ... SELECT however many followers its author has.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, delete, func, literal, select, text
+from sqlalchemy import BigInteger, Select, bindparam, delete, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from twitter_shared.database import read_only, transaction
-from twitter_shared.pagination import PageRequest
+from twitter_shared.pagination import PageRequest, apply_bound
 from twitter_timeline.tables import follow_mirror, home_entries
 
 # Arbitrary but fixed: the advisory lock that serialises the two consumers' batches on PostgreSQL.
@@ -122,10 +123,16 @@ async def remove_account(connection: AsyncConnection, account_id: int) -> None:
     await connection.execute(delete(home_entries).where(home_entries.c.author_id == account_id))
 
 
+@functools.cache
+def _page_statement(shape: tuple[bool, bool, bool]) -> Select:
+    owned = select(home_entries.c.status_id).where(home_entries.c.owner_id == bindparam("owner_id"))
+    return apply_bound(owned, home_entries.c.status_id, shape)
+
+
 async def timeline_page(engine: AsyncEngine, owner_id: int, *, page: PageRequest) -> list[str]:
     async with read_only(engine) as connection:
-        query = page.apply(select(home_entries.c.status_id).where(home_entries.c.owner_id == owner_id), home_entries.c.status_id)
-        status_ids = list(await connection.scalars(query))
+        query = _page_statement(page.shape)
+        status_ids = list(await connection.scalars(query, {"owner_id": owner_id, **page.bound_values()}))
     return [str(status_id) for status_id in page.newest_first(status_ids)]
 
 
