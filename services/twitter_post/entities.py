@@ -9,6 +9,7 @@ and reblogs.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, bindparam, literal, select, union_all
@@ -84,26 +85,49 @@ async def render(
         original = rows.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
-        return {
-            "id": str(row.id),
-            "account_id": str(row.account_id),
-            "text": row.text,
-            "created_at": rfc3339(row.created_at),
-            "in_reply_to_id": _id_or_none(row.in_reply_to_id),
-            "in_reply_to_account_id": _id_or_none(row.in_reply_to_account_id),
-            "reblog_of_id": _id_or_none(row.reblog_of_id),
-            "reblog": entity(original) if original is not None else None,
-            "visibility": row.visibility,
-            "spoiler_text": row.spoiler_text,
-            "sensitive": bool(row.sensitive),
-            "language": row.language,
-            "mentions": mentioned.get(row.id, []),
-            "replies_count": row.replies_count,
-            "reblogs_count": row.reblogs_count,
-            "favourites_count": row.favourites_count,
-            "favourited": flag_id in favourited,
-            "reblogged": flag_id in reblogged,
-            "edited_at": None,
-        }
+        return status_entity(
+            row,
+            reblog=entity(original) if original is not None else None,
+            mentions=mentioned.get(row.id, []),
+            favourited=flag_id in favourited,
+            reblogged=flag_id in reblogged,
+        )
 
     return {row_id: entity(rows[row_id]) for row_id in status_ids if row_id in rows}
+
+
+def status_entity(
+    row: Any, *, reblog: dict[str, Any] | None, mentions: list[dict[str, str]], favourited: bool, reblogged: bool
+) -> dict[str, Any]:
+    """Build ``S`` from a status row (or anything with the same attributes) and what was gathered for it."""
+    return {
+        "id": str(row.id),
+        "account_id": str(row.account_id),
+        "text": row.text,
+        "created_at": rfc3339(row.created_at),
+        "in_reply_to_id": _id_or_none(row.in_reply_to_id),
+        "in_reply_to_account_id": _id_or_none(row.in_reply_to_account_id),
+        "reblog_of_id": _id_or_none(row.reblog_of_id),
+        "reblog": reblog,
+        "visibility": row.visibility,
+        "spoiler_text": row.spoiler_text,
+        "sensitive": bool(row.sensitive),
+        "language": row.language,
+        "mentions": mentions,
+        "replies_count": row.replies_count,
+        "reblogs_count": row.reblogs_count,
+        "favourites_count": row.favourites_count,
+        "favourited": favourited,
+        "reblogged": reblogged,
+        "edited_at": None,
+    }
+
+
+def new_status_entity(values: dict[str, Any], mentions: dict[int, str]) -> dict[str, Any]:
+    """Build ``S`` for a status just inserted with ``values``, without reading it back.
+
+    Nobody can have favourited or reblogged it yet, and its counts start at zero.
+    Mentions are ordered by username like the mentions query's answer.
+    """
+    listed = [{"id": str(account), "username": name} for account, name in sorted(mentions.items(), key=lambda item: item[1])]
+    return status_entity(SimpleNamespace(**values), reblog=None, mentions=listed, favourited=False, reblogged=False)

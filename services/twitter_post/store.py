@@ -7,6 +7,7 @@ hear about appends its event to the outbox in the same transaction as the change
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,20 +62,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _dialect_insert(connection: AsyncConnection, table):  # noqa: ANN001, ANN202 - both dialects' Insert
-    """Return an INSERT with ``on_conflict_*`` for the connection's dialect (both spell it the same)."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-async def _bump_author_stats(connection: AsyncConnection, *, account_id: int, at: datetime) -> None:
-    statement = _dialect_insert(connection, account_stats).values(account_id=account_id, statuses_count=1, last_status_at=at)
-    statement = statement.on_conflict_do_update(
+@functools.cache
+def _bump_stats_statement(dialect: str) -> Any:
+    at = bindparam("at")
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(account_stats)
+    return statement.values(account_id=bindparam("account_id"), statuses_count=1, last_status_at=at).on_conflict_do_update(
         index_elements=[account_stats.c.account_id],
         set_={"statuses_count": account_stats.c.statuses_count + 1, "last_status_at": at},
     )
-    await connection.execute(statement)
+
+
+async def _bump_author_stats(connection: AsyncConnection, *, account_id: int, at: datetime) -> None:
+    await connection.execute(_bump_stats_statement(connection.dialect.name), {"account_id": account_id, "at": at})
+
+
+# Built once: the values arrive as parameters, so the compiled form is reused.
+INSERT_STATUS = insert(statuses)
 
 
 async def _insert_status(
@@ -89,26 +92,26 @@ async def _insert_status(
     spoiler_text: str = "",
     sensitive: bool = False,
     language: str | None = None,
-) -> None:
+) -> dict[str, Any]:
+    """Insert a status with its stats and event; return the row's values."""
     created_at = time_of_id(status_id)
-    await connection.execute(
-        insert(statuses).values(
-            id=status_id,
-            account_id=account_id,
-            text=text,
-            created_at=created_at,
-            in_reply_to_id=in_reply_to.id if in_reply_to is not None else None,
-            in_reply_to_account_id=in_reply_to.account_id if in_reply_to is not None else None,
-            reblog_of_id=reblog_of_id,
-            visibility=visibility,
-            spoiler_text=spoiler_text,
-            sensitive=sensitive,
-            language=language,
-            replies_count=0,
-            reblogs_count=0,
-            favourites_count=0,
-        )
-    )
+    values = {
+        "id": status_id,
+        "account_id": account_id,
+        "text": text,
+        "created_at": created_at,
+        "in_reply_to_id": in_reply_to.id if in_reply_to is not None else None,
+        "in_reply_to_account_id": in_reply_to.account_id if in_reply_to is not None else None,
+        "reblog_of_id": reblog_of_id,
+        "visibility": visibility,
+        "spoiler_text": spoiler_text,
+        "sensitive": sensitive,
+        "language": language,
+        "replies_count": 0,
+        "reblogs_count": 0,
+        "favourites_count": 0,
+    }
+    await connection.execute(INSERT_STATUS, values)
     if in_reply_to is not None:
         await connection.execute(
             update(statuses).where(statuses.c.id == in_reply_to.id).values(replies_count=statuses.c.replies_count + 1)
@@ -125,6 +128,7 @@ async def _insert_status(
             "reblog_of_id": str(reblog_of_id) if reblog_of_id is not None else None,
         },
     )
+    return values
 
 
 async def _original(connection: AsyncConnection, status_id: int) -> Any:
@@ -177,7 +181,7 @@ async def create_status(engine: AsyncEngine, ids: IdGenerator, request: NewStatu
     try:
         async with transaction(engine) as connection:
             parent = await _original(connection, request.in_reply_to_id) if request.in_reply_to_id else None
-            await _insert_status(
+            inserted = await _insert_status(
                 connection,
                 status_id=status_id,
                 account_id=request.account_id,
@@ -210,7 +214,7 @@ async def create_status(engine: AsyncEngine, ids: IdGenerator, request: NewStatu
                         created_at=_now(),
                     )
                 )
-            return await _render_one(connection, status_id, viewer_id=request.account_id), True
+            return entities.new_status_entity(inserted, request.mentions), True
     except IntegrityError:
         # Only the idempotency key can collide: the same request is running concurrently and won.
         if request.idempotency_key is None:

@@ -42,7 +42,7 @@ async def append_event(connection: AsyncConnection, outbox: Table, *, kind: str,
     if connection.dialect.name == "postgresql":
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY})
     await connection.execute(
-        outbox.insert().values(kind=kind, payload=orjson.dumps(payload).decode(), created_at=datetime.now(UTC))
+        outbox.insert(), {"kind": kind, "payload": orjson.dumps(payload).decode(), "created_at": datetime.now(UTC)}
     )
 
 
