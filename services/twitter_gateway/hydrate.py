@@ -28,7 +28,7 @@ class AccountRecordCache:
     """Account service records by id, each kept for ``seconds`` after it was read.
 
     The statuses a gateway renders embed their authors, mostly the same few hundred
-    accounts; reading them again for every page was a third of a home read's calls.
+    accounts. Reading them again for every page was a third of a home read's calls.
     The views that change an account (profile edit, follow, unfollow) ``forget`` it,
     so this process shows the change at once.
     """

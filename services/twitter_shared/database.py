@@ -22,7 +22,7 @@ from twitter_shared.sqlite_inline import SqliteFile, configure_connection
 
 # Migrations on SQLite wait this long for another process's write lock.
 MIGRATION_BUSY_TIMEOUT_SECONDS = 10.0
-# The async engine of a SQLite file is kept for migrations (Alembic runs through it); statements
+# The async engine of a SQLite file serves migrations, which Alembic runs through it. Statements
 # go through the file's inline reader and writer, found here by the engine.
 _SQLITE_FILES: weakref.WeakKeyDictionary[AsyncEngine, SqliteFile] = weakref.WeakKeyDictionary()
 

@@ -11,8 +11,9 @@ through the standard library driver directly on the loop instead:
   lock, so writers of one process queue in order instead of polling SQLite's
   lock. The connection has no busy timeout: ``BEGIN IMMEDIATE`` takes the write
   lock up front, and while another process (a tool, say) holds it, the attempt is
-  retried with asyncio sleeps. Once the lock is held, no statement of the
-  transaction can wait, so the loop is never blocked by another process.
+  retried with asyncio sleeps. Once the lock is held, the transaction's
+  statements have nothing to wait for in WAL mode; with no busy timeout, a
+  conflict SQLite did not foresee fails at once (a 503) instead of blocking.
 """
 
 from __future__ import annotations

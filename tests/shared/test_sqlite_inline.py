@@ -37,7 +37,7 @@ async def add(engine: AsyncEngine, name: str) -> None:
         await connection.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": name})
 
 
-async def test_a_failed_block_rolls_back_and_frees_the_writer(engine: AsyncEngine) -> None:
+async def test_failed_write_block_rolls_back(engine: AsyncEngine) -> None:
     with pytest.raises(RuntimeError):
         async with transaction(engine) as connection:
             await connection.execute(text("INSERT INTO items (name) VALUES ('lost')"))
@@ -47,7 +47,7 @@ async def test_a_failed_block_rolls_back_and_frees_the_writer(engine: AsyncEngin
     assert await names(engine) == ["kept"]
 
 
-async def test_reads_cannot_write(engine: AsyncEngine) -> None:
+async def test_read_connection_refuses_writes(engine: AsyncEngine) -> None:
     with pytest.raises(Unavailable) as refused:
         async with read_only(engine) as connection:
             await connection.execute(text("INSERT INTO items (name) VALUES ('sneaked')"))
@@ -57,7 +57,7 @@ async def test_reads_cannot_write(engine: AsyncEngine) -> None:
     assert await names(engine) == []
 
 
-async def test_writers_of_one_process_take_turns_across_awaits(engine: AsyncEngine) -> None:
+async def test_writers_take_turns_across_awaits(engine: AsyncEngine) -> None:
     order: list[str] = []
 
     async def slow_writer(name: str) -> None:
@@ -73,7 +73,7 @@ async def test_writers_of_one_process_take_turns_across_awaits(engine: AsyncEngi
     assert await names(engine) == ["a", "b", "c"]
 
 
-async def test_another_process_lock_is_waited_for_without_blocking_the_loop(engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_other_process_lock_keeps_loop_running(engine: AsyncEngine, tmp_path: Path) -> None:
     other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     ticks = 0
@@ -97,7 +97,7 @@ async def test_another_process_lock_is_waited_for_without_blocking_the_loop(engi
     assert await names(engine) == ["after the lock"]
 
 
-async def test_a_lock_held_too_long_gives_unavailable(
+async def test_lock_held_too_long_gives_unavailable(
     engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_inline, "WRITE_WAIT_SECONDS", 0.2)
@@ -116,7 +116,7 @@ async def test_a_lock_held_too_long_gives_unavailable(
     assert await names(engine) == ["later"]
 
 
-async def test_a_writer_cancelled_while_waiting_leaves_the_turn_free(engine: AsyncEngine) -> None:
+async def test_cancelled_writer_frees_its_turn(engine: AsyncEngine) -> None:
     release = asyncio.Event()
 
     async def holder() -> None:
