@@ -7,12 +7,14 @@ quick 503 instead of a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -96,6 +98,21 @@ async def read_only(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield inline  # type: ignore[misc] - the statement methods of AsyncConnection
 
 
+async def scalars_off_loop(engine: AsyncEngine, statement: Executable) -> list[Any]:
+    """Run a long read (a scan of a whole table) without holding up the event loop, and return its scalars.
+
+    On SQLite, where reads run on the loop, it runs in a worker thread on a connection of its
+    own. On PostgreSQL the driver is asynchronous anyway.
+    """
+    sqlite_file = _SQLITE_FILES.get(engine)
+    with _unavailable_on_connection_errors():
+        if sqlite_file is not None:
+            return await asyncio.to_thread(sqlite_file.scalars, statement)
+        async with engine.connect() as connection:
+            return list(await connection.scalars(statement))
+
+
 async def ping(engine: AsyncEngine) -> None:
-    async with transaction(engine) as connection:
+    """Check the database answers; on SQLite this takes no write lock, so a busy writer is not a lost database."""
+    async with read_only(engine) as connection:
         await connection.execute(text("SELECT 1"))

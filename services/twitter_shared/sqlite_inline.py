@@ -14,6 +14,12 @@ through the standard library driver directly on the loop instead:
   retried with asyncio sleeps. Once the lock is held, the transaction's
   statements have nothing to wait for in WAL mode; with no busy timeout, a
   conflict SQLite did not foresee fails at once (a 503) instead of blocking.
+
+NOTE: a long statement holds up every request of its process while it runs. Whole-table
+scans go to a thread (``database.scalars_off_loop``), but some long writes still run
+inline and have not been measured: a consumer batch of up to 500 fan-outs after an
+outage, deleting an account's statuses, and the WAL checkpoint that SQLite runs inside
+a commit every 1,000 pages.
 """
 
 from __future__ import annotations
@@ -73,6 +79,11 @@ class SqliteFile:
         self.reader.dispose()
         self.writer.dispose()
 
+    def scalars(self, statement: Any) -> list[Any]:
+        """Run a read to completion on a reader connection; safe in a worker thread."""
+        with self.reader.connect() as connection:
+            return list(connection.scalars(statement))
+
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[InlineConnection]:
         with self.reader.connect() as connection:
@@ -122,7 +133,9 @@ async def _begin_immediate(connection: Connection, deadline: float) -> None:
 
 
 def _is_busy(error: OperationalError) -> bool:
-    return getattr(error.orig, "sqlite_errorcode", None) in {SQLITE_BUSY, SQLITE_LOCKED}
+    # Python reports extended result codes (SQLITE_BUSY_RECOVERY is 261); the low byte is the primary code.
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in {SQLITE_BUSY, SQLITE_LOCKED}
 
 
 def configure_connection(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
