@@ -44,6 +44,9 @@ class TokenChecker:
         self.accounts = accounts
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Viewer | None]] = {}
+        # Counts forgets. A check that began before a forget does not store its answer, since the
+        # account service may have answered before the revocation committed.
+        self._forgets = 0
 
     async def check(self, token: str) -> Viewer:
         key = _cache_key(token)
@@ -53,6 +56,7 @@ class TokenChecker:
             if cached[1] is None:
                 raise Unauthorized("The access token is invalid")
             return cached[1]
+        forgets_before = self._forgets
         try:
             info = await self.accounts.post("/internal/tokens/introspect", body={"token": token}, idempotent=True)
         except Unauthorized:
@@ -63,11 +67,13 @@ class TokenChecker:
             app_id=int(info["app_id"]) if info["app_id"] else None,
             scopes=frozenset(info["scopes"].split()),
         )
-        self._remember(key, viewer, now)
+        if self._forgets == forgets_before:
+            self._remember(key, viewer, now)
         return viewer
 
     def forget(self, token: str) -> None:
         """Stop trusting ``token`` in this process at once, as after a revocation made through it."""
+        self._forgets += 1
         self._cache.pop(_cache_key(token), None)
 
     def _remember(self, key: str, viewer: Viewer | None, now: float) -> None:

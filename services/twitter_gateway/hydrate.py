@@ -36,6 +36,8 @@ class AccountRecordCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._records: dict[str, tuple[float, dict[str, Any]]] = {}
+        # Counts forgets; records read before a forget may predate the change and are not stored.
+        self.forgets = 0
 
     def fresh(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
@@ -46,8 +48,9 @@ class AccountRecordCache:
                 found[account_id] = entry[1]
         return found
 
-    def store(self, accounts: list[dict[str, Any]]) -> None:
-        if self.seconds <= 0:
+    def store(self, accounts: list[dict[str, Any]], *, forgets_before: int) -> None:
+        """Keep records read when ``forgets`` was ``forgets_before``, unless a forget came since."""
+        if self.seconds <= 0 or self.forgets != forgets_before:
             return
         if len(self._records) + len(accounts) > ACCOUNT_CACHE_MAX_ENTRIES:
             self._records.clear()
@@ -56,6 +59,7 @@ class AccountRecordCache:
             self._records[account["id"]] = (expires_at, account)
 
     def forget(self, *account_ids: int | str) -> None:
+        self.forgets += 1
         for account_id in account_ids:
             self._records.pop(str(account_id), None)
 
@@ -107,13 +111,14 @@ async def account_entities(
     batches = [missing_accounts[i : i + MAX_BATCH] for i in range(0, len(missing_accounts), MAX_BATCH)]
     missing_stats = [account_id for account_id in ids if account_id not in stats]
     stats_batches = [missing_stats[i : i + MAX_BATCH] for i in range(0, len(missing_stats), MAX_BATCH)]
+    forgets_before = cache.forgets if cache is not None else 0
     results = await asyncio.gather(
         *(accounts_client.get("/internal/accounts", params={"ids": ",".join(batch)}) for batch in batches),
         *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in stats_batches),
     )
     fetched = [account for chunk in results[: len(batches)] for account in chunk]
     if cache is not None:
-        cache.store(fetched)
+        cache.store(fetched, forgets_before=forgets_before)
     accounts = [*fetched, *cached.values()]
     for chunk in results[len(batches) :]:
         stats.update(chunk)

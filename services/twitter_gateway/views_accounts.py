@@ -44,8 +44,13 @@ async def update_credentials(request: web.Request) -> web.Response:
     account_id = await require_user(request, "write:accounts")
     fields = await read_json_object(request)
     changes = {key: fields[key] for key in ("display_name", "note") if key in fields}
-    await client(request.app, ServiceName.ACCOUNT).request("PATCH", f"/internal/accounts/{account_id}", body=changes, idempotent=True)
-    forget_accounts(request, account_id)
+    # Forgotten even when the call fails: a timed-out change may still have been saved.
+    try:
+        await client(request.app, ServiceName.ACCOUNT).request(
+            "PATCH", f"/internal/accounts/{account_id}", body=changes, idempotent=True
+        )
+    finally:
+        forget_accounts(request, account_id)
     return json_response(await account_entity_for(request, account_id, with_source=True))
 
 
@@ -69,20 +74,24 @@ async def lookup(request: web.Request) -> web.Response:
 async def follow(request: web.Request) -> web.Response:
     account_id = await require_user(request, "write:follows", "follow")
     target = path_account_id(request)
-    relationship = await client(request.app, ServiceName.ACCOUNT).post(
-        f"/internal/accounts/{account_id}/follow", body={"target_id": str(target)}
-    )
-    forget_accounts(request, account_id, target)  # both follow counts changed
+    try:
+        relationship = await client(request.app, ServiceName.ACCOUNT).post(
+            f"/internal/accounts/{account_id}/follow", body={"target_id": str(target)}
+        )
+    finally:
+        forget_accounts(request, account_id, target)  # both follow counts change, even after a timeout
     return json_response(relationship)
 
 
 async def unfollow(request: web.Request) -> web.Response:
     account_id = await require_user(request, "write:follows", "follow")
     target = path_account_id(request)
-    relationship = await client(request.app, ServiceName.ACCOUNT).post(
-        f"/internal/accounts/{account_id}/unfollow", body={"target_id": str(target)}, idempotent=True
-    )
-    forget_accounts(request, account_id, target)
+    try:
+        relationship = await client(request.app, ServiceName.ACCOUNT).post(
+            f"/internal/accounts/{account_id}/unfollow", body={"target_id": str(target)}, idempotent=True
+        )
+    finally:
+        forget_accounts(request, account_id, target)
     return json_response(relationship)
 
 
