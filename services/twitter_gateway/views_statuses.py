@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from twitter_gateway.auth import optional_viewer, require_user
-from twitter_gateway.hydrate import status_entities, status_entity_for
+from twitter_gateway.hydrate import account_entities, status_entities, status_entity_for
 from twitter_gateway.links import pagination_link
 from twitter_shared.errors import NotFound, ValidationFailed
 from twitter_shared.pagination import PageRequest, parse_id, parse_page
@@ -123,15 +122,21 @@ async def account_statuses(request: web.Request) -> web.Response:
     account_id = parse_id(request.match_info["id"], name="id")
     page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
     flags = {name: _flag(request, name) for name in BOOLEAN_FLAGS if name in request.query}
-    # Asked together: an unknown account is a 404, as in Mastodon, not an empty list.
-    _, statuses = await asyncio.gather(
-        client(request.app, ServiceName.ACCOUNT).get(f"/internal/accounts/{account_id}"),
-        client(request.app, ServiceName.POST).get(
-            f"/internal/accounts/{account_id}/statuses",
-            params={**page.as_params(), **_viewer_params(viewer_id), **{k: "true" if v else "false" for k, v in flags.items()}},
-        ),
+    answer = await client(request.app, ServiceName.POST).get(
+        f"/internal/accounts/{account_id}/statuses",
+        params={
+            **page.as_params(),
+            **_viewer_params(viewer_id),
+            **{k: "true" if v else "false" for k, v in flags.items()},
+            "author_stats": "true",
+        },
     )
-    entities = await status_entities(request, statuses)
+    statuses, author_stats = answer["statuses"], answer["author_stats"]
+    # An unknown account is a 404, as in Mastodon, not an empty list. The account's record is
+    # needed to render its statuses anyway, so it usually comes from the cache.
+    if not await account_entities(request, [str(account_id)], known_stats=author_stats, use_cache=True):
+        raise NotFound()
+    entities = await status_entities(request, statuses, author_stats=author_stats)
     extra = {k: "true" if v else "false" for k, v in flags.items()}
     headers = pagination_link(
         request,

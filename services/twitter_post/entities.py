@@ -27,7 +27,6 @@ STATUSES_BY_ID = select(statuses).where(statuses.c.id.in_(_IDS))
 MENTIONS_OF = (
     select(mentions.c.status_id, mentions.c.account_id, mentions.c.username)
     .where(mentions.c.status_id.in_(_IDS))
-    .order_by(mentions.c.status_id, mentions.c.username)
 )
 # Both flags in one statement, tagged by FAVOURITED and REBLOGGED.
 VIEWER_FLAGS = union_all(
@@ -74,6 +73,9 @@ async def render(
     with_at = [row.id for row in rows.values() if "@" in row.text]
     for row in await connection.execute(MENTIONS_OF, {"ids": with_at}) if with_at else ():
         mentioned.setdefault(row.status_id, []).append({"id": str(row.account_id), "username": row.username})
+    for listed in mentioned.values():
+        # Sorted here, not by the database: PostgreSQL's collation orders usernames differently.
+        listed.sort(key=mention_order)
 
     favourited: set[int] = set()
     reblogged: set[int] = set()
@@ -94,6 +96,11 @@ async def render(
         )
 
     return {row_id: entity(rows[row_id]) for row_id in status_ids if row_id in rows}
+
+
+def mention_order(mention: dict[str, str]) -> str:
+    """Order a status's mentions by username, by code point on every back-end."""
+    return mention["username"]
 
 
 def status_entity(
@@ -127,7 +134,6 @@ def new_status_entity(values: dict[str, Any], mentions: dict[int, str]) -> dict[
     """Build ``S`` for a status just inserted with ``values``, without reading it back.
 
     Nobody can have favourited or reblogged it yet, and its counts start at zero.
-    Mentions are ordered by username like the mentions query's answer.
     """
-    listed = [{"id": str(account), "username": name} for account, name in sorted(mentions.items(), key=lambda item: item[1])]
+    listed = sorted(({"id": str(account), "username": name} for account, name in mentions.items()), key=mention_order)
     return status_entity(SimpleNamespace(**values), reblog=None, mentions=listed, favourited=False, reblogged=False)

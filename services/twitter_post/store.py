@@ -198,11 +198,13 @@ async def create_status(engine: AsyncEngine, ids: IdGenerator, request: NewStatu
                     [{"status_id": status_id, "account_id": account, "username": name} for account, name in request.mentions.items()],
                 )
             if request.idempotency_key is not None:
-                # An expired key may be reused for a new status: the old row gives way.
+                # An expired key may be reused for a new status: the old row gives way. A live one
+                # stays, so a concurrent request with the same key fails on it below and gets that status.
                 await connection.execute(
                     delete(idempotency_keys).where(
                         idempotency_keys.c.account_id == request.account_id,
                         idempotency_keys.c.key == request.idempotency_key,
+                        idempotency_keys.c.created_at <= _now() - IDEMPOTENCY_TTL,
                     )
                 )
                 await connection.execute(
@@ -252,10 +254,15 @@ async def get_statuses_with_author_stats(
     async with read_only(engine) as connection:
         rendered = await entities.render(connection, status_ids, viewer_id=viewer_id)
         found = [rendered[status_id] for status_id in dict.fromkeys(status_ids) if status_id in rendered]
-        authors = {int(status["account_id"]) for status in found}
-        authors.update(int(status["reblog"]["account_id"]) for status in found if status["reblog"] is not None)
-        stats = await _account_stats(connection, sorted(authors))
+        stats = await _account_stats(connection, authors_of(found))
     return {"statuses": found, "author_stats": stats}
+
+
+def authors_of(found: list[dict[str, Any]]) -> list[int]:
+    """Return the accounts a client renders with these statuses: their authors and the reblogged originals' authors."""
+    authors = {int(status["account_id"]) for status in found}
+    authors.update(int(status["reblog"]["account_id"]) for status in found if status["reblog"] is not None)
+    return sorted(authors)
 
 
 async def get_status(engine: AsyncEngine, status_id: int, *, viewer_id: int | None) -> dict[str, Any]:
