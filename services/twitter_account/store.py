@@ -397,12 +397,11 @@ async def _require_accounts(connection: AsyncConnection, account_ids: list[int])
 
 
 async def _adjust_follow_counts(connection: AsyncConnection, *, follower_id: int, followee_id: int, delta: int) -> None:
-    await connection.execute(
-        update(accounts).where(accounts.c.id == follower_id).values(following_count=accounts.c.following_count + delta)
-    )
-    await connection.execute(
-        update(accounts).where(accounts.c.id == followee_id).values(followers_count=accounts.c.followers_count + delta)
-    )
+    # Rows are updated in id order. Two accounts following each other at the same moment would
+    # otherwise lock them in opposite orders, and PostgreSQL aborts one with "deadlock detected".
+    changes = sorted([(follower_id, accounts.c.following_count), (followee_id, accounts.c.followers_count)], key=lambda c: c[0])
+    for account_id, column in changes:
+        await connection.execute(update(accounts).where(accounts.c.id == account_id).values({column: column + delta}))
 
 
 async def relationships(engine: AsyncEngine, *, account_id: int, target_ids: list[int]) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.api import PublicApi
@@ -215,6 +217,27 @@ async def test_follow_and_unfollow_update_relationships_and_counts(api: PublicAp
     assert unfollowed.body["following"] is False
     assert again.status == 200
     assert (await api.call("GET", f"/api/v1/accounts/{bob.id}")).body["followers_count"] == 0
+
+
+async def test_mutual_follows_at_once_all_succeed(api: PublicApi) -> None:
+    """Pairs following each other at the same moment: on PostgreSQL they once deadlocked on the counts."""
+    users = [await api.register_user() for _ in range(12)]
+    pairs = [(users[i], users[i + 1]) for i in range(0, len(users), 2)]
+
+    for _ in range(3):
+        follows = await asyncio.gather(
+            *(api.call("POST", f"/api/v1/accounts/{b.id}/follow", token=a.token) for a, b in pairs),
+            *(api.call("POST", f"/api/v1/accounts/{a.id}/follow", token=b.token) for a, b in pairs),
+        )
+        unfollows = await asyncio.gather(
+            *(api.call("POST", f"/api/v1/accounts/{b.id}/unfollow", token=a.token) for a, b in pairs),
+            *(api.call("POST", f"/api/v1/accounts/{a.id}/unfollow", token=b.token) for a, b in pairs),
+        )
+        assert [answer.status for answer in follows] == [200] * len(follows)
+        assert [answer.status for answer in unfollows] == [200] * len(unfollows)
+
+    counts = [await api.call("GET", f"/api/v1/accounts/{user.id}") for user in users]
+    assert {(c.body["followers_count"], c.body["following_count"]) for c in counts} == {(0, 0)}
 
 
 async def test_follow_mistakes_are_rejected_and_change_nothing(api: PublicApi) -> None:
