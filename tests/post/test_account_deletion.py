@@ -44,7 +44,7 @@ async def test_deleted_account_leaves_no_statuses_or_counts(cluster: Cluster) ->
 
 async def test_account_deletion_replayed_changes_nothing(cluster: Cluster) -> None:
     from twitter_post.events import apply_account_events  # noqa: PLC0415
-    from twitter_shared.database import create_engine, transaction  # noqa: PLC0415
+    from twitter_shared.database import create_engine, dispose, transaction  # noqa: PLC0415
     from twitter_shared.outbox import Event  # noqa: PLC0415
 
     victim = await cluster.new_account()
@@ -59,7 +59,7 @@ async def test_account_deletion_replayed_changes_nothing(cluster: Cluster) -> No
         async with transaction(engine) as connection:
             await apply_account_events(connection, [Event(1, "account.deleted", {"account_id": victim})])
     finally:
-        await engine.dispose()
+        await dispose(engine)
     assert (await cluster.posts.get("/internal/events", params={"after": 1 << 62, "limit": 1}))["head"] == head
     assert (await cluster.status(kept["id"]))["text"] == "kept"
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from tests.post.cluster import Cluster
 from twitter_post.tables import outbox
-from twitter_shared.database import create_engine
+from twitter_shared.database import create_engine, dispose
 from twitter_shared.outbox import append_event
 
 WRITERS = 8
@@ -80,7 +80,7 @@ async def test_later_position_waits_for_earlier_commit(cluster: Cluster) -> None
                 text("SELECT kind, position FROM outbox WHERE kind LIKE 'test.%' ORDER BY position")
             )).all()
     finally:
-        await engine.dispose()
+        await dispose(engine)
     assert [row.kind for row in rows] == ["test.first", "test.second"]
     assert head_while_blocked < rows[0].position
 

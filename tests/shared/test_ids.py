@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from twitter_shared.database import create_engine
+from twitter_shared.database import create_engine, dispose
 from twitter_shared.ids import IdGenerator, WorkerLease, id_for_time, time_of_id
 from twitter_shared.settings import ServiceName
 
@@ -56,7 +56,7 @@ async def test_concurrent_leases_get_distinct_worker_numbers(database_urls: dict
         assert len(set(workers)) == 12
         assert await leases[0].renew() is True
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def test_released_number_is_reused_and_old_holder_loses_it(database_urls: dict[ServiceName, str]) -> None:
@@ -73,4 +73,4 @@ async def test_released_number_is_reused_and_old_holder_loses_it(database_urls: 
         assert await first.renew() is False
         assert await second.renew() is True
     finally:
-        await engine.dispose()
+        await dispose(engine)

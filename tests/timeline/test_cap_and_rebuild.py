@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from tests.post.cluster import Cluster
-from twitter_shared.database import create_engine
+from twitter_shared.database import create_engine, dispose
 from twitter_timeline.tables import follow_mirror, home_entries
 from twitter_tools.rebuild import rebuild_with_settings
 
@@ -25,7 +25,7 @@ async def rows_of(url: str, owners: list[str]) -> tuple[list[tuple], list[tuple]
                 select(follow_mirror).where(follow_mirror.c.follower_id.in_(ids)).order_by(follow_mirror.c.follower_id, follow_mirror.c.followee_id)
             )).all()
     finally:
-        await engine.dispose()
+        await dispose(engine)
     return [tuple(row) for row in entries], [tuple(row) for row in mirror]
 
 

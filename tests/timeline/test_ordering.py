@@ -13,7 +13,7 @@ import pytest
 
 from tests.post.cluster import SERVICE_TOKEN, Cluster, new_database
 from twitter_shared.client import CircuitBreaker, InternalClient
-from twitter_shared.database import create_engine, transaction
+from twitter_shared.database import create_engine, dispose, transaction
 from twitter_shared.migrate import upgrade
 from twitter_shared.outbox import Event
 from twitter_shared.pagination import PageRequest
@@ -75,7 +75,7 @@ async def test_either_outbox_order_ends_right(cluster: Cluster, account_first: b
             for name, account_id in people.items()
         }
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
     assert homes == {
         "author": [kept["id"]],
