@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench._backlog import Drain
 from bench._fanout import FanoutResult
 from bench._wrk import Measurement
 
@@ -38,6 +39,8 @@ class BackendResult:
     check_seconds: float = 0.0
     workloads: list[Measurement] = field(default_factory=list)
     fanout: FanoutResult | None = None
+    # The timeline backlog found before each workload, by workload name.
+    drains: dict[str, Drain] = field(default_factory=dict)
     rss_after_load: dict[str, float] = field(default_factory=dict)
     rss_after_workloads: dict[str, float] = field(default_factory=dict)
 
@@ -136,6 +139,17 @@ def _backend_lines(result: BackendResult, baseline: Measurement) -> list[str]:
             f"| {WORKLOAD_TITLES[measurement.name]} | {measurement.per_second:.0f} | {measurement.p50_ms:.1f} | "
             f"{measurement.p99_ms:.1f} | {measurement.errors} | {ratio:.3f} | {target_text} | {_met(ok)} |"
         )
+    if result.drains:
+        waits = "; ".join(
+            f"{WORKLOAD_TITLES[name].split(' (')[0].split(':')[0]}: {drain.events_behind} events, {drain.seconds:.1f} s"
+            for name, drain in result.drains.items()
+        )
+        lines += [
+            "",
+            "Posts are acknowledged before they are fanned out, so before each workload the command waited "
+            "for the timeline service to apply every event; how far behind it was, and how long it took to "
+            f"catch up: {waits}.",
+        ]
     if result.fanout is not None:
         fanout = result.fanout
         p99 = fanout.percentile(99)
