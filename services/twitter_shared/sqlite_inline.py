@@ -93,6 +93,10 @@ class SqliteFile:
     async def writing(self) -> AsyncIterator[InlineConnection]:
         """Hold this process's write turn and SQLite's write lock; commit if the block succeeds."""
         deadline = time.monotonic() + WRITE_WAIT_SECONDS
+        # Yield first. A free lock is taken without suspending, so a caller running many short
+        # transactions back to back (the timeline trim: one per timeline over the cap) would
+        # otherwise hold the loop for all of them; the trim after a burst of posts held it for seconds.
+        await asyncio.sleep(0)
         lock = self._write_lock()
         try:
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the lock is granted.

@@ -136,3 +136,23 @@ async def test_cancelled_writer_frees_its_turn(engine: AsyncEngine) -> None:
     await add(engine, "next")
 
     assert await names(engine) == ["holder", "next"]
+
+
+async def test_back_to_back_writes_let_other_tasks_run(engine: AsyncEngine) -> None:
+    order: list[str] = []
+
+    async def other_task() -> None:
+        while True:
+            order.append("other")
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    order.clear()
+    for name in ("a", "b", "c"):
+        await add(engine, name)
+        order.append(name)
+    running.cancel()
+
+    writes_at = [order.index(name) for name in ("a", "b", "c")]
+    assert all(later - earlier > 1 for earlier, later in zip(writes_at, writes_at[1:])), order
