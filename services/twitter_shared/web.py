@@ -13,10 +13,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from twitter_shared.errors import BadRequest, ServiceError
@@ -84,7 +87,7 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
         status = response.status
         response.headers[REQUEST_ID_HEADER] = request_id
         return response
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, ConnectionResetError):
         # The client went away or the server is stopping, so no response is sent; nginx logs this as 499.
         status = CLIENT_CLOSED_REQUEST
         raise
@@ -113,8 +116,8 @@ async def error_middleware(request: web.Request, handler: Callable) -> web.Strea
             raise
         headers = {"Allow": http_error.headers["Allow"]} if "Allow" in http_error.headers else None
         return json_response({"error": http_error.reason}, status=http_error.status, headers=headers)
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise  # the client hung up, perhaps mid-body, so there is no one to answer
     except Exception:
         log.exception("request.failed")
         return error_response(ServiceError())
@@ -179,6 +182,17 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """
     if not request.can_read_body:
         return {}
+    try:
+        data = await _read_body(request)
+    except (LookupError, HttpProcessingError, RequestPayloadError) as error:
+        # An unknown charset, a body that does not match its Content-Encoding, or a broken multipart part.
+        raise BadRequest("Request body cannot be decoded: check its charset, Content-Encoding and format") from error
+    if _contains_nul(data):
+        raise BadRequest(NUL_MESSAGE)
+    return data
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
         raw = await request.read()
         if not raw.strip():
@@ -189,20 +203,24 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
             raise BadRequest("Request body is not valid JSON") from error
         if not isinstance(data, dict):
             raise BadRequest("Request body must be a JSON object")
-        if _contains_nul(data):
-            raise BadRequest(NUL_MESSAGE)
         return data
-    if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+    if request.content_type == "application/x-www-form-urlencoded":
+        # Parsed here, strictly: aiohttp's form parser replaces invalid UTF-8 instead of refusing it.
+        charset = request.charset or "utf-8"
+        raw = await request.read()
+        try:
+            pairs = parse_qsl(raw.decode(charset).rstrip(), keep_blank_values=True, encoding=charset, errors="strict")
+        except UnicodeDecodeError as error:
+            raise BadRequest("Request body is not valid UTF-8") from error
+        return collect_params(pairs)
+    if request.content_type == "multipart/form-data":
         try:
             form = await request.post()
         except UnicodeDecodeError as error:
             raise BadRequest("Request body is not valid UTF-8") from error
         except ValueError as error:
             raise BadRequest("Request body is not a valid form") from error
-        params = collect_params(form)
-        if _contains_nul(params):
-            raise BadRequest(NUL_MESSAGE)
-        return params
+        return collect_params(form)
     raw = await request.read()
     if raw.strip():
         raise BadRequest(f"Unsupported content type {request.content_type!r}: send JSON or a form")
@@ -230,9 +248,10 @@ async def reject_nul_middleware(request: web.Request, handler: Callable) -> web.
 
 
 def collect_params(pairs: Any) -> dict[str, Any]:
-    """Fold a multidict into a dict: ``key[]`` fields become lists, other repeated keys keep the last value."""
+    """Fold a multidict or a list of pairs into a dict: ``key[]`` fields become lists, other repeated keys keep the last value."""
     result: dict[str, Any] = {}
-    for key, value in pairs.items():
+    items = pairs.items() if hasattr(pairs, "items") else pairs
+    for key, value in items:
         if not isinstance(value, str):
             continue  # uploaded files: no endpoint of ours takes one
         if key.endswith("[]"):
