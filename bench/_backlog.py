@@ -37,7 +37,7 @@ def _progress(system: RunningSystem) -> dict:
 
 
 def wait_for_timelines(system: RunningSystem) -> Drain:
-    """Wait until the timeline service has applied every event; say how far behind it was."""
+    """Wait until the timeline service has applied every event, and return how far behind it was."""
     started = time.monotonic()
     behind: int | None = None
     while True:

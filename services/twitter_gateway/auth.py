@@ -44,8 +44,8 @@ class TokenChecker:
         self.accounts = accounts
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Viewer | None]] = {}
-        # Counts forgets. A check that began before a forget does not store its answer, since the
-        # account service may have answered before the revocation committed.
+        # The number of forget calls so far. A check that began before a forget does not store its
+        # result, because the account service may have replied before the revocation committed.
         self._forgets = 0
 
     async def check(self, token: str) -> Viewer:

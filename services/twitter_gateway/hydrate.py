@@ -36,7 +36,7 @@ class AccountRecordCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._records: dict[str, tuple[float, dict[str, Any]]] = {}
-        # Counts forgets; records read before a forget may predate the change and are not stored.
+        # The number of forget calls so far. Records read before a forget may predate the change, so they are not stored.
         self.forgets = 0
 
     def fresh(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -133,7 +133,7 @@ def status_entity(
 def new_status_entity(values: dict[str, Any], mentions: dict[int, str]) -> dict[str, Any]:
     """Build ``S`` for a status just inserted with ``values``, without reading it back.
 
-    Nobody can have favourited or reblogged it yet, and its counts start at zero.
+    No account can have favourited or reblogged it yet, and its counts start at zero.
     """
     listed = sorted(({"id": str(account), "username": name} for account, name in mentions.items()), key=mention_order)
     return status_entity(SimpleNamespace(**values), reblog=None, mentions=listed, favourited=False, reblogged=False)

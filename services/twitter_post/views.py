@@ -114,7 +114,7 @@ async def create_status(request: web.Request) -> web.Response:
     status, created = await store.create_status(request.app[ENGINE], request.app[IDS], new)
     if created:
         request.app[OUTBOX_READER].notify()
-    # The author's stats come along, so the gateway renders the answer without another call here.
+    # The author's stats are included, so the gateway renders the response without another call here.
     author_stats = await store.account_stats_for(request.app[ENGINE], [new.account_id])
     return json_response({"status": status, "created": created, "author_stats": author_stats})
 

@@ -113,6 +113,6 @@ async def scalars_off_loop(engine: AsyncEngine, statement: Executable) -> list[A
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """Check the database answers; on SQLite this takes no write lock, so a busy writer is not a lost database."""
+    """Check that the database responds. On SQLite this takes no write lock, so a busy writer does not look like a lost database."""
     async with read_only(engine) as connection:
         await connection.execute(text("SELECT 1"))

@@ -53,7 +53,7 @@ class PageRequest:
         return (self.max_id is not None, self.since_id is not None, self.min_id is not None)
 
     def bound_values(self) -> dict[str, int]:
-        """The values of the bind parameters that ``apply_bound`` adds."""
+        """Return the values of the bind parameters that ``apply_bound`` adds."""
         values = {"page_limit": self.limit}
         for name in ("max_id", "since_id", "min_id"):
             value = getattr(self, name)

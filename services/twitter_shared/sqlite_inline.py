@@ -12,19 +12,19 @@ through the standard library driver directly on the loop instead:
   lock. The connection has no busy timeout: ``BEGIN IMMEDIATE`` takes the write
   lock up front, and while another process (a tool, say) holds it, the attempt is
   retried with asyncio sleeps. Once the lock is held, the transaction's
-  statements have nothing to wait for in WAL mode; with no busy timeout, a
-  conflict SQLite did not foresee fails at once (a 503) instead of blocking.
+  statements have nothing to wait for in WAL mode. Because there is no busy
+  timeout, any other conflict fails at once (a 503) instead of blocking.
 
-NOTE: a long statement holds up every request of its process while it runs. Whole-table
-scans go to a thread (``database.scalars_off_loop``), but some long writes still run
-inline and have not been measured: a consumer batch of up to 500 fan-outs after an
-outage, deleting an account's statuses, and the WAL checkpoint that SQLite runs inside
-a commit every 1,000 pages.
+NOTE: a long statement blocks every request of its process while it runs. Whole-table
+scans go to a thread (``database.scalars_off_loop``). Some long writes still run inline
+and have not been measured: one fan-out of a consumer batch, deleting an account's
+statuses, and the WAL checkpoint that SQLite runs inside a commit every 1,000 pages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,8 +39,9 @@ from twitter_shared.errors import Unavailable
 
 # How long a writer waits for its turn, and for another process's write lock, before a 503.
 WRITE_WAIT_SECONDS = 10.0
-# A reader that meets a lock (rare in WAL mode: a checkpoint restarting the log) waits this long.
-READER_BUSY_TIMEOUT_MS = 250
+# A reader that meets a lock, which is rare in WAL mode, waits this long. The writer waits this
+# long only while it connects, before its busy timeout is set to zero.
+BUSY_TIMEOUT_MS = 250
 SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
 FIRST_RETRY_SECONDS = 0.001
@@ -69,10 +70,11 @@ class SqliteFile:
 
     def __init__(self, url: URL) -> None:
         sync_url = url.set(drivername="sqlite+pysqlite")
-        self.reader = sqlalchemy.create_engine(sync_url, connect_args={"timeout": READER_BUSY_TIMEOUT_MS / 1000})
-        event.listen(self.reader, "connect", _configure_reader)
-        self.writer = sqlalchemy.create_engine(sync_url, connect_args={"timeout": READER_BUSY_TIMEOUT_MS / 1000})
-        event.listen(self.writer, "connect", _configure_writer)
+        connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000}
+        self.reader = sqlalchemy.create_engine(sync_url, connect_args=connect_args)
+        event.listen(self.reader, "connect", functools.partial(configure_connection, pragmas=READER_PRAGMAS))
+        self.writer = sqlalchemy.create_engine(sync_url, connect_args=connect_args)
+        event.listen(self.writer, "connect", functools.partial(configure_connection, pragmas=WRITER_PRAGMAS))
         self._write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     def dispose(self) -> None:
@@ -93,9 +95,8 @@ class SqliteFile:
     async def writing(self) -> AsyncIterator[InlineConnection]:
         """Hold this process's write turn and SQLite's write lock; commit if the block succeeds."""
         deadline = time.monotonic() + WRITE_WAIT_SECONDS
-        # Yield first. A free lock is taken without suspending, so a caller running many short
-        # transactions back to back (the timeline trim: one per timeline over the cap) would
-        # otherwise hold the loop for all of them; the trim after a burst of posts held it for seconds.
+        # Yield first, because a free lock is taken without suspending. Otherwise a caller that runs
+        # many short transactions back to back, such as the timeline trim, blocks the loop for all of them.
         await asyncio.sleep(0)
         lock = self._write_lock()
         try:
@@ -142,25 +143,15 @@ def _is_busy(error: OperationalError) -> bool:
     return code is not None and code & 0xFF in {SQLITE_BUSY, SQLITE_LOCKED}
 
 
-def configure_connection(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
-    """Set WAL mode and the pragmas every connection to our SQLite files needs."""
+SHARED_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON")
+# BEGIN IMMEDIATE is retried with asyncio sleeps instead, because a busy wait in the writer would block the loop.
+WRITER_PRAGMAS = (*SHARED_PRAGMAS, "busy_timeout=0")
+READER_PRAGMAS = (*SHARED_PRAGMAS, "query_only=ON")
+
+
+def configure_connection(dbapi_connection, _record, pragmas: tuple[str, ...] = SHARED_PRAGMAS) -> None:  # noqa: ANN001 - DB-API objects
+    """Set WAL mode and the other pragmas a connection to one of our SQLite files needs."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _configure_reader(dbapi_connection, record) -> None:  # noqa: ANN001 - DB-API objects
-    configure_connection(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA query_only=ON")
-    cursor.close()
-
-
-def _configure_writer(dbapi_connection, record) -> None:  # noqa: ANN001 - DB-API objects
-    configure_connection(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    # BEGIN IMMEDIATE is retried with asyncio sleeps instead: a busy wait here would block the loop.
-    cursor.execute("PRAGMA busy_timeout=0")
+    for pragma in pragmas:
+        cursor.execute(f"PRAGMA {pragma}")
     cursor.close()

@@ -11,7 +11,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -117,7 +117,7 @@ async def error_middleware(request: web.Request, handler: Callable) -> web.Strea
         headers = {"Allow": http_error.headers["Allow"]} if "Allow" in http_error.headers else None
         return json_response({"error": http_error.reason}, status=http_error.status, headers=headers)
     except (asyncio.CancelledError, ConnectionResetError):
-        raise  # the client hung up, perhaps mid-body, so there is no one to answer
+        raise  # the client disconnected, perhaps mid-body, so no response can be sent
     except Exception:
         log.exception("request.failed")
         return error_response(ServiceError())
@@ -220,7 +220,7 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
             raise BadRequest("Request body is not valid UTF-8") from error
         except ValueError as error:
             raise BadRequest("Request body is not a valid form") from error
-        return collect_params(form)
+        return collect_params(form.items())
     raw = await request.read()
     if raw.strip():
         raise BadRequest(f"Unsupported content type {request.content_type!r}: send JSON or a form")
@@ -247,11 +247,10 @@ async def reject_nul_middleware(request: web.Request, handler: Callable) -> web.
     return await handler(request)
 
 
-def collect_params(pairs: Any) -> dict[str, Any]:
-    """Fold a multidict or a list of pairs into a dict: ``key[]`` fields become lists, other repeated keys keep the last value."""
+def collect_params(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Fold form fields into a dict: ``key[]`` fields become lists, other repeated keys keep the last value."""
     result: dict[str, Any] = {}
-    items = pairs.items() if hasattr(pairs, "items") else pairs
-    for key, value in items:
+    for key, value in pairs:
         if not isinstance(value, str):
             continue  # uploaded files: no endpoint of ours takes one
         if key.endswith("[]"):

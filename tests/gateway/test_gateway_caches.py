@@ -18,7 +18,7 @@ def backend() -> str:
 
 @pytest.fixture
 def stack_overrides() -> dict[str, object]:
-    # Far longer than any test, so only an explicit forget can explain a fresh answer.
+    # Far longer than any test, so only an explicit forget can explain a fresh response.
     return {"token_cache_seconds": 3600.0, "account_cache_seconds": 3600.0}
 
 
