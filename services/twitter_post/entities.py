@@ -4,62 +4,63 @@ The gateway turns ``S`` into Mastodon's Status; this module only gathers what it
 needs in a fixed number of queries per batch, whatever the batch size: the
 statuses, the originals of reblogs, their mentions and the viewer's favourites
 and reblogs.
+The reads go straight to the driver (``twitter_shared.driver_query``): they run on
+every page a client reads.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, literal, select, union_all
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from twitter_post.tables import favourites, mentions, statuses
+from twitter_shared.driver_query import DriverQuery, fetch_rows, rfc3339
 
 # Tags of the rows of the viewer-flags query.
 FAVOURITED = 1
 REBLOGGED = 2
 
-# The statements of a batch are built once: building a select costs more CPU than SQLite takes to run it.
-_IDS = bindparam("ids", expanding=True)
-STATUSES_BY_ID = select(statuses).where(statuses.c.id.in_(_IDS))
-MENTIONS_OF = (
-    select(mentions.c.status_id, mentions.c.account_id, mentions.c.username)
-    .where(mentions.c.status_id.in_(_IDS))
-)
+
+class StatusRow(NamedTuple):
+    """A row of STATUSES_BY_ID, in its column order."""
+
+    id: int
+    account_id: int
+    text: str
+    created_at: Any
+    in_reply_to_id: int | None
+    in_reply_to_account_id: int | None
+    reblog_of_id: int | None
+    visibility: str
+    spoiler_text: str
+    sensitive: Any
+    language: str | None
+    replies_count: int
+    reblogs_count: int
+    favourites_count: int
+
+
+STATUSES_BY_ID = DriverQuery(f"SELECT {', '.join(StatusRow._fields)} FROM statuses WHERE id IN :ids", id_lists=("ids",))
+MENTIONS_OF = DriverQuery("SELECT status_id, account_id, username FROM mentions WHERE status_id IN :ids", id_lists=("ids",))
 # Both flags in one statement, tagged by FAVOURITED and REBLOGGED.
-VIEWER_FLAGS = union_all(
-    select(literal(FAVOURITED).label("flag"), favourites.c.status_id.label("status_id")).where(
-        favourites.c.account_id == bindparam("viewer_id"), favourites.c.status_id.in_(_IDS)
-    ),
-    select(literal(REBLOGGED).label("flag"), statuses.c.reblog_of_id.label("status_id")).where(
-        statuses.c.account_id == bindparam("viewer_id"), statuses.c.reblog_of_id.in_(_IDS)
-    ),
+VIEWER_FLAGS = DriverQuery(
+    f"SELECT {FAVOURITED}, status_id FROM favourites WHERE account_id = :viewer_id AND status_id IN :ids"
+    f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = :viewer_id AND reblog_of_id IN :ids",
+    id_lists=("ids",),
 )
-
-
-def rfc3339(moment: datetime) -> str:
-    """Format a time as RFC 3339 UTC with milliseconds; SQLite hands back naive UTC times."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def _id_or_none(value: int | None) -> str | None:
     return str(value) if value is not None else None
 
 
-async def load_rows(connection: AsyncConnection, status_ids: list[int]) -> dict[int, Row]:
+async def load_rows(connection: Any, status_ids: list[int]) -> dict[int, StatusRow]:
     if not status_ids:
         return {}
-    rows = await connection.execute(STATUSES_BY_ID, {"ids": sorted(set(status_ids))})
-    return {row.id: row for row in rows}
+    rows = await fetch_rows(connection, STATUSES_BY_ID, ids=sorted(set(status_ids)))
+    return {row[0]: StatusRow._make(row) for row in rows}
 
 
-async def render(
-    connection: AsyncConnection, status_ids: list[int], *, viewer_id: int | None
-) -> dict[int, dict[str, Any]]:
+async def render(connection: Any, status_ids: list[int], *, viewer_id: int | None) -> dict[int, dict[str, Any]]:
     """Return ``{id: S}`` for the ids that exist; reblogs carry their original under ``reblog``."""
     rows = await load_rows(connection, status_ids)
     missing_originals = [row.reblog_of_id for row in rows.values() if row.reblog_of_id and row.reblog_of_id not in rows]
@@ -71,8 +72,8 @@ async def render(
     mentioned: dict[int, list[dict[str, str]]] = {}
     # Mentions are found in the text when a status is created, so a batch without an "@" has none.
     with_at = [row.id for row in rows.values() if "@" in row.text]
-    for row in await connection.execute(MENTIONS_OF, {"ids": with_at}) if with_at else ():
-        mentioned.setdefault(row.status_id, []).append({"id": str(row.account_id), "username": row.username})
+    for status_id, account_id, username in await fetch_rows(connection, MENTIONS_OF, ids=with_at) if with_at else ():
+        mentioned.setdefault(status_id, []).append({"id": str(account_id), "username": username})
     for listed in mentioned.values():
         # Sorted here, not by the database: PostgreSQL's collation orders usernames differently.
         listed.sort(key=mention_order)
@@ -80,10 +81,10 @@ async def render(
     favourited: set[int] = set()
     reblogged: set[int] = set()
     if viewer_id is not None:
-        for flag, status_id in await connection.execute(VIEWER_FLAGS, {"viewer_id": viewer_id, "ids": all_ids}):
+        for flag, status_id in await fetch_rows(connection, VIEWER_FLAGS, viewer_id=viewer_id, ids=all_ids):
             (favourited if flag == FAVOURITED else reblogged).add(status_id)
 
-    def entity(row: Row) -> dict[str, Any]:
+    def entity(row: StatusRow) -> dict[str, Any]:
         original = rows.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id

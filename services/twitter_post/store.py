@@ -23,6 +23,7 @@ from twitter_post import entities
 from twitter_post.removal import chunks, counts_towards_stats, delete_statuses
 from twitter_post.tables import account_stats, favourites, idempotency_keys, mentions, outbox, statuses
 from twitter_shared.database import read_only, transaction
+from twitter_shared.driver_query import DriverQuery, fetch_rows, rfc3339
 from twitter_shared.errors import Forbidden, NotFound, ValidationFailed
 from twitter_shared.ids import IdGenerator, time_of_id
 from twitter_shared.outbox import append_event
@@ -353,19 +354,19 @@ async def account_stats_for(engine: AsyncEngine, account_ids: list[int]) -> dict
         return await _account_stats(connection, account_ids)
 
 
-STATS_OF_ACCOUNTS = select(account_stats).where(account_stats.c.account_id.in_(bindparam("ids", expanding=True)))
+STATS_OF_ACCOUNTS = DriverQuery(
+    "SELECT account_id, statuses_count, last_status_at FROM account_stats WHERE account_id IN :ids", id_lists=("ids",)
+)
 
 
 async def _account_stats(connection: AsyncConnection, account_ids: list[int]) -> dict[str, dict[str, Any]]:
     result = {str(account_id): {"statuses_count": 0, "last_status_at": None} for account_id in account_ids}
     if not account_ids:
         return result
-    rows = await connection.execute(STATS_OF_ACCOUNTS, {"ids": account_ids})
-    for row in rows:
-        last = row.last_status_at
-        result[str(row.account_id)] = {
-            "statuses_count": row.statuses_count,
-            "last_status_at": entities.rfc3339(last)[:10] if last is not None else None,
+    for account_id, statuses_count, last_status_at in await fetch_rows(connection, STATS_OF_ACCOUNTS, ids=account_ids):
+        result[str(account_id)] = {
+            "statuses_count": statuses_count,
+            "last_status_at": rfc3339(last_status_at)[:10] if last_status_at is not None else None,
         }
     return result
 

@@ -8,6 +8,7 @@ quick 503 instead of a stack trace.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -75,7 +76,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def _unavailable_on_connection_errors() -> Iterator[None]:
     try:
         yield
-    except (OperationalError, InterfaceError) as error:
+    # The standard library's own errors come from reads handed straight to the driver (driver_query).
+    except (OperationalError, InterfaceError, sqlite3.OperationalError) as error:
         raise Unavailable("The database is not available, try again shortly") from error
     except DBAPIError as error:
         if error.connection_invalidated:

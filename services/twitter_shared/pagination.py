@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import ColumnElement, Select, bindparam
+from sqlalchemy import ColumnElement, Select
 
 from twitter_shared.errors import ValidationFailed
 
@@ -49,11 +49,11 @@ class PageRequest:
 
     @property
     def shape(self) -> tuple[bool, bool, bool]:
-        """Which bounds are set: the key of a statement built once by ``apply_bound``."""
+        """Which bounds are set: the key of a read built once with ``bound_sql``."""
         return (self.max_id is not None, self.since_id is not None, self.min_id is not None)
 
     def bound_values(self) -> dict[str, int]:
-        """Return the values of the bind parameters that ``apply_bound`` adds."""
+        """Return the values of the parameters that ``bound_sql`` adds."""
         values = {"page_limit": self.limit}
         for name in ("max_id", "since_id", "min_id"):
             value = getattr(self, name)
@@ -65,21 +65,23 @@ class PageRequest:
         return list(reversed(items)) if self.min_id is not None else items
 
 
-def apply_bound(query: Select, column: ColumnElement, shape: tuple[bool, bool, bool]) -> Select:
-    """Like ``PageRequest.apply``, with bind parameters in place of the bounds (see ``bound_values``).
+def bound_sql(column: str, shape: tuple[bool, bool, bool]) -> str:
+    """Like ``PageRequest.apply``, as SQL text with ``:page_*`` parameters (see ``bound_values``).
 
-    Hot reads build such a statement once per shape and reuse it; building a select
-    costs more CPU than SQLite spends running it.
+    Append it to a read that already has a WHERE clause; hot reads build it once per shape
+    for ``twitter_shared.driver_query``.
     """
     has_max, has_since, has_min = shape
+    clauses = []
     if has_max:
-        query = query.where(column < bindparam("page_max_id"))
+        clauses.append(f" AND {column} < :page_max_id")
     if has_since:
-        query = query.where(column > bindparam("page_since_id"))
+        clauses.append(f" AND {column} > :page_since_id")
     if has_min:
-        query = query.where(column > bindparam("page_min_id"))
-        return query.order_by(column.asc()).limit(bindparam("page_limit"))
-    return query.order_by(column.desc()).limit(bindparam("page_limit"))
+        clauses.append(f" AND {column} > :page_min_id ORDER BY {column} ASC LIMIT :page_limit")
+    else:
+        clauses.append(f" ORDER BY {column} DESC LIMIT :page_limit")
+    return "".join(clauses)
 
 
 def parse_id(raw: str | None, *, name: str) -> int | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Select, bindparam, delete, func, literal, select, text
+from sqlalchemy import BigInteger, delete, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from twitter_shared.database import read_only, scalars_off_loop, transaction
-from twitter_shared.pagination import PageRequest, apply_bound
+from twitter_shared.driver_query import DriverQuery, fetch_rows
+from twitter_shared.pagination import PageRequest, bound_sql
 from twitter_timeline.tables import follow_mirror, home_entries
 
 # Arbitrary but fixed: the advisory lock that serialises the two consumers' batches on PostgreSQL.
@@ -124,16 +125,14 @@ async def remove_account(connection: AsyncConnection, account_id: int) -> None:
 
 
 @functools.cache
-def _page_statement(shape: tuple[bool, bool, bool]) -> Select:
-    owned = select(home_entries.c.status_id).where(home_entries.c.owner_id == bindparam("owner_id"))
-    return apply_bound(owned, home_entries.c.status_id, shape)
+def _page_query(shape: tuple[bool, bool, bool]) -> DriverQuery:
+    return DriverQuery("SELECT status_id FROM home_entries WHERE owner_id = :owner_id" + bound_sql("status_id", shape))
 
 
 async def timeline_page(engine: AsyncEngine, owner_id: int, *, page: PageRequest) -> list[str]:
     async with read_only(engine) as connection:
-        query = _page_statement(page.shape)
-        status_ids = list(await connection.scalars(query, {"owner_id": owner_id, **page.bound_values()}))
-    return [str(status_id) for status_id in page.newest_first(status_ids)]
+        rows = await fetch_rows(connection, _page_query(page.shape), owner_id=owner_id, **page.bound_values())
+    return [str(status_id) for (status_id,) in page.newest_first(rows)]
 
 
 async def owners_over_cap(engine: AsyncEngine, *, cap: int) -> list[int]:

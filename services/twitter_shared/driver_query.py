@@ -1,0 +1,71 @@
+"""Hot reads in plain SQL, handed to the database driver without SQLAlchemy's statement machinery.
+
+A home page costs a handful of short indexed reads. Through SQLAlchemy each of
+them spent more CPU in parameter expansion, execution contexts and result
+processing than SQLite took to run it. The few reads on that path are written
+here once, with ``:name`` parameters, and translated for each driver:
+
+- SQLite runs the text through the standard library driver, with a list of ids
+  passed as one JSON array and read with ``json_each``;
+- PostgreSQL gets ``$n`` parameters through ``exec_driver_sql`` (so the read stays
+  in the surrounding transaction), with a list of ids passed as one array.
+
+Rows come back as plain tuples in the order of the select list. Times come back
+as SQLite's stored text or as PostgreSQL's ``datetime``; ``rfc3339`` takes both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from twitter_shared.sqlite_inline import InlineConnection
+
+PARAMETER = re.compile(r"(?<!:):([a-z_]+)\b")
+# SQLAlchemy stores SQLite times as "2026-12-04 20:50:15.123456", always with microseconds.
+SQLITE_STORED_TIME_LENGTH = len("2026-12-04 20:50:15.123456")
+
+
+class DriverQuery:
+    """One read written with ``:name`` parameters; those named in ``id_lists`` hold lists of ids (``IN :ids``)."""
+
+    def __init__(self, sql: str, *, id_lists: tuple[str, ...] = ()) -> None:
+        self.id_lists = frozenset(id_lists)
+        self.sqlite = PARAMETER.sub(self._sqlite_parameter, sql)
+        self.order: list[str] = []
+        self.postgresql = PARAMETER.sub(self._postgresql_parameter, sql)
+
+    def _sqlite_parameter(self, match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"(SELECT value FROM json_each(:{name}))" if name in self.id_lists else f":{name}"
+
+    def _postgresql_parameter(self, match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in self.order:
+            self.order.append(name)
+        number = self.order.index(name) + 1
+        return f"(SELECT unnest(${number}::bigint[]))" if name in self.id_lists else f"${number}"
+
+
+async def fetch_rows(connection: Any, query: DriverQuery, **values: Any) -> Sequence[tuple[Any, ...]]:
+    """Run ``query`` on a connection from ``read_only`` or ``transaction`` and return all its rows."""
+    if isinstance(connection, InlineConnection):
+        encoded = {name: orjson.dumps(value).decode() if name in query.id_lists else value for name, value in values.items()}
+        return connection.driver.execute(query.sqlite, encoded).fetchall()
+    result = await connection.exec_driver_sql(query.postgresql, tuple(values[name] for name in query.order))
+    return result.all()
+
+
+def rfc3339(value: str | datetime) -> str:
+    """Format a stored time as RFC 3339 UTC with milliseconds (``2026-12-04T20:50:15.123Z``)."""
+    if isinstance(value, str):
+        if len(value) == SQLITE_STORED_TIME_LENGTH:
+            return f"{value[:10]}T{value[11:23]}Z"
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds") + "Z"
