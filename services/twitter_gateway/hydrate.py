@@ -25,7 +25,7 @@ ACCOUNT_CACHE_MAX_ENTRIES = 10_000
 
 
 class AccountRecordCache:
-    """Account service records by id, each kept for ``seconds`` after it was read.
+    """Account service records by id, each kept at most ``seconds``: to the end of the window it was read in.
 
     The statuses a gateway renders embed their authors, mostly the same few hundred
     accounts. Reading them again for every page was a third of a home read's calls.
@@ -54,7 +54,9 @@ class AccountRecordCache:
             return
         if len(self._records) + len(accounts) > ACCOUNT_CACHE_MAX_ENTRIES:
             self._records.clear()
-        expires_at = time.monotonic() + self.seconds
+        # Records read within one window of ``seconds`` expire together at its end. Each expiring on
+        # its own left almost every page with one expired author, and so with one account call.
+        expires_at = (time.monotonic() // self.seconds + 1) * self.seconds
         for account in accounts:
             self._records[account["id"]] = (expires_at, account)
 

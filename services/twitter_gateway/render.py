@@ -18,6 +18,11 @@ MENTION_PATTERN = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})(?:@[A-Za-z0-9.-]+
 DEFAULT_AVATAR = "/avatars/original/missing.png"
 DEFAULT_HEADER = "/headers/original/missing.png"
 RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
+# Renderings are kept by everything they are made from, so a kept one is never out of date. Past
+# this many entries a memo starts empty again, which bounds its memory.
+MAX_MEMO_ENTRIES = 20_000
+_ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_STATUS_CONTENT: dict[tuple[str, ...], str] = {}
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
@@ -73,7 +78,21 @@ def _mentions_to_html(fragment: str, base_url: str, mentions: dict[str, str]) ->
 def account_entity(
     account: dict[str, Any], stats: dict[str, Any] | None, *, base_url: str, with_source: bool = False
 ) -> dict[str, Any]:
+    """Render an account record with its post stats; a fresh dict each call, so callers may change it."""
+    key = (base_url, with_source, *account.items())
+    rendered = _ACCOUNTS_WITHOUT_STATS.get(key)
+    if rendered is None:
+        if len(_ACCOUNTS_WITHOUT_STATS) >= MAX_MEMO_ENTRIES:
+            _ACCOUNTS_WITHOUT_STATS.clear()
+        rendered = _ACCOUNTS_WITHOUT_STATS[key] = _account_without_stats(account, base_url=base_url, with_source=with_source)
     stats = stats or {}
+    entity = {**rendered, "statuses_count": stats.get("statuses_count", 0), "last_status_at": stats.get("last_status_at")}
+    if with_source:
+        entity["source"] = dict(rendered["source"])
+    return entity
+
+
+def _account_without_stats(account: dict[str, Any], *, base_url: str, with_source: bool) -> dict[str, Any]:
     url = f"{base_url}/@{account['username']}"
     created = datetime.fromisoformat(account["created_at"]).astimezone(UTC)
     entity = {
@@ -97,8 +116,8 @@ def account_entity(
         "header_static": base_url + DEFAULT_HEADER,
         "followers_count": account["followers_count"],
         "following_count": account["following_count"],
-        "statuses_count": stats.get("statuses_count", 0),
-        "last_status_at": stats.get("last_status_at"),
+        "statuses_count": 0,
+        "last_status_at": None,
         "hide_collections": False,
         "noindex": False,
         "emojis": [],
@@ -120,6 +139,19 @@ def account_entity(
     return entity
 
 
+def status_content(status: dict[str, Any], *, base_url: str) -> str:
+    """Return the HTML of a status's text; statuses are never edited, so it is rendered once per status."""
+    listed = status.get("mentions", [])
+    key = (base_url, status["id"], status.get("text", ""), *(m["id"] for m in listed))
+    content = _STATUS_CONTENT.get(key)
+    if content is None:
+        if len(_STATUS_CONTENT) >= MAX_MEMO_ENTRIES:
+            _STATUS_CONTENT.clear()
+        mentions = {m["username"].lower(): m["id"] for m in listed}
+        content = _STATUS_CONTENT[key] = text_to_html(status.get("text", ""), base_url=base_url, mentions=mentions)
+    return content
+
+
 def status_entity(
     status: dict[str, Any],
     accounts: dict[str, dict[str, Any]],
@@ -136,7 +168,6 @@ def status_entity(
         reblog = status_entity(status["reblog"], accounts, base_url=base_url)
         if reblog is None:
             return None
-    mentions = {m["username"].lower(): m["id"] for m in status.get("mentions", [])}
     url = f"{base_url}/@{account['username']}/{status['id']}"
     entity = {
         "id": status["id"],
@@ -158,7 +189,7 @@ def status_entity(
         "muted": False,
         "bookmarked": False,
         "pinned": False,
-        "content": "" if reblog else text_to_html(status.get("text", ""), base_url=base_url, mentions=mentions),
+        "content": "" if reblog else status_content(status, base_url=base_url),
         "filtered": [],
         "reblog": reblog,
         "application": None,
