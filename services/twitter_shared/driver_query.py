@@ -1,14 +1,17 @@
-"""Hot reads in plain SQL, handed to the database driver without SQLAlchemy's statement machinery.
+"""Hot statements in plain SQL, handed to the database driver without SQLAlchemy's statement machinery.
 
-A home page costs a handful of short indexed reads. Through SQLAlchemy each of
-them spent more CPU in parameter expansion, execution contexts and result
-processing than SQLite took to run it. The few reads on that path are written
-here once, with ``:name`` parameters, and translated for each driver:
+A home page costs a handful of short indexed reads, and a post's fan-out one
+insert. Through SQLAlchemy each of them spent more CPU in parameter expansion,
+execution contexts and result processing than SQLite took to run it. The few
+statements on those paths are written once, with ``:name`` parameters, and
+translated for each driver:
 
 - SQLite runs the text through the standard library driver, with a list of ids
   passed as one JSON array and read with ``json_each``;
 - PostgreSQL gets ``$n`` parameters through ``exec_driver_sql`` (so the read stays
   in the surrounding transaction), with a list of ids passed as one array.
+  Its parameters get their types from where they are used: write ``CAST(:name AS
+  BIGINT)`` where the use alone does not say.
 
 Rows come back as plain tuples in the order of the select list. Times come back
 as SQLite's stored text or as PostgreSQL's ``datetime``; ``rfc3339`` takes both.
@@ -54,10 +57,21 @@ class DriverQuery:
 async def fetch_rows(connection: Any, query: DriverQuery, **values: Any) -> Sequence[tuple[Any, ...]]:
     """Run ``query`` on a connection from ``read_only`` or ``transaction`` and return all its rows."""
     if isinstance(connection, InlineConnection):
-        encoded = {name: orjson.dumps(value).decode() if name in query.id_lists else value for name, value in values.items()}
-        return connection.driver.execute(query.sqlite, encoded).fetchall()
+        return connection.driver.execute(query.sqlite, _sqlite_values(query, values)).fetchall()
     result = await connection.exec_driver_sql(query.postgresql, tuple(values[name] for name in query.order))
     return result.all()
+
+
+async def execute(connection: Any, query: DriverQuery, **values: Any) -> None:
+    """Run a statement that returns no rows on a connection from ``transaction``."""
+    if isinstance(connection, InlineConnection):
+        connection.driver.execute(query.sqlite, _sqlite_values(query, values))
+        return
+    await connection.exec_driver_sql(query.postgresql, tuple(values[name] for name in query.order))
+
+
+def _sqlite_values(query: DriverQuery, values: dict[str, Any]) -> dict[str, Any]:
+    return {name: orjson.dumps(value).decode() if name in query.id_lists else value for name, value in values.items()}
 
 
 def rfc3339(value: str | datetime) -> str:

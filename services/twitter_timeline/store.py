@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, delete, func, literal, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from twitter_shared.database import read_only, scalars_off_loop, transaction
-from twitter_shared.driver_query import DriverQuery, fetch_rows
+from twitter_shared.driver_query import DriverQuery, execute, fetch_rows
 from twitter_shared.pagination import PageRequest, bound_sql
 from twitter_timeline.tables import follow_mirror, home_entries
 
@@ -78,19 +78,20 @@ async def insert_entries(connection: AsyncConnection, entries: list[Entry]) -> N
         await connection.execute(_insert_ignoring_duplicates(connection, home_entries), [e.row() for e in entries])
 
 
+# The author's own timeline and every follower's, in one statement.
+FAN_OUT = DriverQuery(
+    "INSERT INTO home_entries (owner_id, status_id, author_id, reblog_of_id)"
+    " SELECT CAST(:author_id AS BIGINT), CAST(:status_id AS BIGINT), CAST(:author_id AS BIGINT),"
+    " CAST(:reblog_of_id AS BIGINT)"
+    " UNION ALL SELECT follower_id, CAST(:status_id AS BIGINT), CAST(:author_id AS BIGINT), CAST(:reblog_of_id AS BIGINT)"
+    " FROM follow_mirror WHERE followee_id = :author_id"
+    " ON CONFLICT DO NOTHING"
+)
+
+
 async def fan_out(connection: AsyncConnection, ref: StatusRef) -> None:
-    """Put a new status into its author's timeline and every follower's, in two statements."""
-    await insert_entries(connection, [Entry(ref.author_id, ref.status_id, ref.author_id, ref.reblog_of_id)])
-    followers = select(
-        follow_mirror.c.follower_id,
-        literal(ref.status_id, BigInteger),
-        literal(ref.author_id, BigInteger),
-        literal(ref.reblog_of_id, BigInteger),
-    ).where(follow_mirror.c.followee_id == ref.author_id)
-    statement = _insert_ignoring_duplicates(connection, home_entries).from_select(
-        ["owner_id", "status_id", "author_id", "reblog_of_id"], followers
-    )
-    await connection.execute(statement)
+    """Put a new status into its author's timeline and every follower's."""
+    await execute(connection, FAN_OUT, author_id=ref.author_id, status_id=ref.status_id, reblog_of_id=ref.reblog_of_id)
 
 
 async def remove_status(connection: AsyncConnection, status_id: int) -> None:
