@@ -86,9 +86,17 @@ def account_entity(
             _ACCOUNTS_WITHOUT_STATS.clear()
         rendered = _ACCOUNTS_WITHOUT_STATS[key] = _account_without_stats(account, base_url=base_url, with_source=with_source)
     stats = stats or {}
-    entity = {**rendered, "statuses_count": stats.get("statuses_count", 0), "last_status_at": stats.get("last_status_at")}
+    entity = {
+        **rendered,
+        "statuses_count": stats.get("statuses_count", 0),
+        "last_status_at": stats.get("last_status_at"),
+        # New lists too, so a caller that changes one does not change the kept rendering.
+        "emojis": [],
+        "roles": [],
+        "fields": [],
+    }
     if with_source:
-        entity["source"] = dict(rendered["source"])
+        entity["source"] = {**rendered["source"], "fields": []}
     return entity
 
 

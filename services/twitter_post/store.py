@@ -7,15 +7,13 @@ hear about appends its event to the outbox in the same transaction as the change
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,7 +21,7 @@ from twitter_post import entities
 from twitter_post.removal import chunks, counts_towards_stats, delete_statuses
 from twitter_post.tables import account_stats, favourites, idempotency_keys, mentions, outbox, statuses
 from twitter_shared.database import read_only, transaction
-from twitter_shared.driver_query import DriverQuery, fetch_rows, rfc3339
+from twitter_shared.driver_query import DriverQuery, execute, fetch_rows, rfc3339
 from twitter_shared.errors import Forbidden, NotFound, ValidationFailed
 from twitter_shared.ids import IdGenerator, time_of_id
 from twitter_shared.outbox import append_event
@@ -63,22 +61,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@functools.cache
-def _bump_stats_statement(dialect: str) -> Any:
-    at = bindparam("at")
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(account_stats)
-    return statement.values(account_id=bindparam("account_id"), statuses_count=1, last_status_at=at).on_conflict_do_update(
-        index_elements=[account_stats.c.account_id],
-        set_={"statuses_count": account_stats.c.statuses_count + 1, "last_status_at": at},
-    )
-
-
-async def _bump_author_stats(connection: AsyncConnection, *, account_id: int, at: datetime) -> None:
-    await connection.execute(_bump_stats_statement(connection.dialect.name), {"account_id": account_id, "at": at})
-
-
-# Built once: the values arrive as parameters, so the compiled form is reused.
-INSERT_STATUS = insert(statuses)
+BUMP_AUTHOR_STATS = DriverQuery(
+    "INSERT INTO account_stats (account_id, statuses_count, last_status_at) VALUES (:account_id, 1, :at)"
+    " ON CONFLICT (account_id) DO UPDATE SET statuses_count = account_stats.statuses_count + 1, last_status_at = :at"
+)
+INSERT_STATUS = DriverQuery(
+    f"INSERT INTO statuses ({', '.join(entities.StatusRow._fields)})"
+    f" VALUES ({', '.join(':' + name for name in entities.StatusRow._fields)})"
+)
 
 
 async def _insert_status(
@@ -112,13 +102,13 @@ async def _insert_status(
         "reblogs_count": 0,
         "favourites_count": 0,
     }
-    await connection.execute(INSERT_STATUS, values)
+    await execute(connection, INSERT_STATUS, **values)
     if in_reply_to is not None:
         await connection.execute(
             update(statuses).where(statuses.c.id == in_reply_to.id).values(replies_count=statuses.c.replies_count + 1)
         )
     if counts_towards_stats(visibility):
-        await _bump_author_stats(connection, account_id=account_id, at=created_at)
+        await execute(connection, BUMP_AUTHOR_STATS, account_id=account_id, at=created_at)
     await append_event(
         connection,
         outbox,
@@ -170,13 +160,18 @@ async def _earlier_request(connection: AsyncConnection, request: NewStatus) -> i
     return row.status_id
 
 
-async def create_status(engine: AsyncEngine, ids: IdGenerator, request: NewStatus) -> tuple[dict[str, Any], bool]:
-    """Create a status; return ``(S, created)``, where a repeated Idempotency-Key gives the first status."""
+async def create_status(
+    engine: AsyncEngine, ids: IdGenerator, request: NewStatus
+) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+    """Create a status; return ``(S, created, author stats)``, where a repeated Idempotency-Key gives the first status.
+
+    The author's stats come from the same transaction, so the gateway renders the answer without another call.
+    """
     if request.idempotency_key is not None:
         async with read_only(engine) as connection:
-            earlier = await _earlier_request(connection, request)
+            earlier = await _earlier_status(connection, request)
             if earlier is not None:
-                return await _render_one(connection, earlier, viewer_id=request.account_id), False
+                return earlier
 
     status_id = ids.next_id()
     try:
@@ -217,16 +212,28 @@ async def create_status(engine: AsyncEngine, ids: IdGenerator, request: NewStatu
                         created_at=_now(),
                     )
                 )
-            return entities.new_status_entity(inserted, request.mentions), True
+            author_stats = await _account_stats(connection, [request.account_id])
+            return entities.new_status_entity(inserted, request.mentions), True, author_stats
     except IntegrityError:
         # Only the idempotency key can collide: the same request is running concurrently and won.
         if request.idempotency_key is None:
             raise
         async with read_only(engine) as connection:
-            earlier = await _earlier_request(connection, request)
+            earlier = await _earlier_status(connection, request)
             if earlier is None:
                 raise
-            return await _render_one(connection, earlier, viewer_id=request.account_id), False
+            return earlier
+
+
+async def _earlier_status(
+    connection: AsyncConnection, request: NewStatus
+) -> tuple[dict[str, Any], bool, dict[str, Any]] | None:
+    """Return what ``create_status`` answers when an earlier request with the same key made the status."""
+    earlier = await _earlier_request(connection, request)
+    if earlier is None:
+        return None
+    status = await _render_one(connection, earlier, viewer_id=request.account_id)
+    return status, False, await _account_stats(connection, [request.account_id])
 
 
 async def purge_idempotency_keys(engine: AsyncEngine) -> int:

@@ -111,11 +111,9 @@ async def _new_status(request: web.Request, body: dict[str, Any]) -> store.NewSt
 
 async def create_status(request: web.Request) -> web.Response:
     new = await _new_status(request, await read_json_object(request))
-    status, created = await store.create_status(request.app[ENGINE], request.app[IDS], new)
+    status, created, author_stats = await store.create_status(request.app[ENGINE], request.app[IDS], new)
     if created:
         request.app[OUTBOX_READER].notify()
-    # The author's stats are included, so the gateway renders the response without another call here.
-    author_stats = await store.account_stats_for(request.app[ENGINE], [new.account_id])
     return json_response({"status": status, "created": created, "author_stats": author_stats})
 
 

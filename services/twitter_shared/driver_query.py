@@ -11,10 +11,11 @@ translated for each driver:
 - PostgreSQL gets ``$n`` parameters through ``exec_driver_sql`` (so the read stays
   in the surrounding transaction), with a list of ids passed as one array.
   Its parameters get their types from where they are used: write ``CAST(:name AS
-  BIGINT)`` where the use alone does not say.
+  BIGINT)`` where the use does not determine it.
 
 Rows come back as plain tuples in the order of the select list. Times come back
 as SQLite's stored text or as PostgreSQL's ``datetime``; ``rfc3339`` takes both.
+Times sent to SQLite are stored in SQLAlchemy's form, so every reader finds one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SQLITE_STORED_TIME_LENGTH = len("2026-12-04 20:50:15.123456")
 
 
 class DriverQuery:
-    """One read written with ``:name`` parameters; those named in ``id_lists`` hold lists of ids (``IN :ids``)."""
+    """A statement written with ``:name`` parameters; those named in ``id_lists`` contain lists of ids (``IN :ids``)."""
 
     def __init__(self, sql: str, *, id_lists: tuple[str, ...] = ()) -> None:
         self.id_lists = frozenset(id_lists)
@@ -71,7 +72,21 @@ async def execute(connection: Any, query: DriverQuery, **values: Any) -> None:
 
 
 def _sqlite_values(query: DriverQuery, values: dict[str, Any]) -> dict[str, Any]:
-    return {name: orjson.dumps(value).decode() if name in query.id_lists else value for name, value in values.items()}
+    encoded = {}
+    for name, value in values.items():
+        if name in query.id_lists:
+            value = orjson.dumps(value).decode()
+        elif isinstance(value, datetime):
+            value = sqlite_stored_time(value)
+        encoded[name] = value
+    return encoded
+
+
+def sqlite_stored_time(moment: datetime) -> str:
+    """Format a time as SQLAlchemy stores it in SQLite: naive UTC, always with microseconds."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def rfc3339(value: str | datetime) -> str:

@@ -11,6 +11,7 @@ visible after every earlier one. SQLite already serialises writers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from twitter_shared.database import read_only
+from twitter_shared.driver_query import DriverQuery, execute
 from twitter_shared.errors import BadRequest
 
 # Arbitrary but fixed: the advisory lock key that orders outbox positions.
@@ -41,9 +43,12 @@ async def append_event(connection: AsyncConnection, outbox: Table, *, kind: str,
     """Add an event to the outbox inside the caller's transaction; call it after the change it announces."""
     if connection.dialect.name == "postgresql":
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": OUTBOX_LOCK_KEY})
-    await connection.execute(
-        outbox.insert(), {"kind": kind, "payload": orjson.dumps(payload).decode(), "created_at": datetime.now(UTC)}
-    )
+    await execute(connection, _append_query(outbox.name), kind=kind, payload=orjson.dumps(payload).decode(), created_at=datetime.now(UTC))
+
+
+@functools.cache
+def _append_query(table_name: str) -> DriverQuery:
+    return DriverQuery(f"INSERT INTO {table_name} (kind, payload, created_at) VALUES (:kind, :payload, :created_at)")
 
 
 class OutboxReader:
