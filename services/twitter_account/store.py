@@ -12,7 +12,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +20,7 @@ from twitter_account import authorization, credentials
 from twitter_account.tables import access_tokens, accounts, follows, oauth_apps, outbox
 from twitter_account.validation import registration_errors, validation_failed
 from twitter_shared.database import read_only, transaction
+from twitter_shared.driver_query import DriverQuery, fetch_rows
 from twitter_shared.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from twitter_shared.ids import IdGenerator
 from twitter_shared.outbox import append_event
@@ -203,21 +204,21 @@ async def revoke_token(engine: AsyncEngine, *, fields: dict[str, Any]) -> None:
 async def introspect(engine: AsyncEngine, *, token: str) -> dict[str, Any]:
     """Return who a live token belongs to; ``Unauthorized`` for unknown and revoked tokens."""
     async with read_only(engine) as connection:
-        row = (
-            await connection.execute(
-                select(access_tokens.c.account_id, access_tokens.c.app_id, access_tokens.c.scopes).where(
-                    access_tokens.c.token_hash == credentials.secret_hash(token),
-                    access_tokens.c.revoked_at.is_(None),
-                )
-            )
-        ).first()
-    if row is None:
+        rows = await fetch_rows(connection, LIVE_TOKEN, token_hash=credentials.secret_hash(token))
+    if not rows:
         raise Unauthorized("The access token is invalid")
+    account_id, app_id, scopes = rows[0]
     return {
-        "account_id": str(row.account_id) if row.account_id is not None else None,
-        "app_id": str(row.app_id) if row.app_id is not None else None,
-        "scopes": row.scopes,
+        "account_id": str(account_id) if account_id is not None else None,
+        "app_id": str(app_id) if app_id is not None else None,
+        "scopes": scopes,
     }
+
+
+# Every request with a token not in a gateway's cache checks it here.
+LIVE_TOKEN = DriverQuery(
+    "SELECT account_id, app_id, scopes FROM access_tokens WHERE token_hash = :token_hash AND revoked_at IS NULL"
+)
 
 
 # --- Accounts --------------------------------------------------------------------------------
@@ -291,8 +292,12 @@ async def get_accounts(engine: AsyncEngine, account_ids: list[int]) -> list[dict
     if not account_ids:
         return []
     async with read_only(engine) as connection:
-        rows = await connection.execute(select(accounts).where(accounts.c.id.in_(account_ids)))
+        rows = await connection.execute(ACCOUNTS_BY_ID, {"ids": account_ids})
         return [account_dict(row) for row in rows]
+
+
+# Built once: a gateway reads the authors of every page it renders through this.
+ACCOUNTS_BY_ID = select(accounts).where(accounts.c.id.in_(bindparam("ids", expanding=True)))
 
 
 async def get_account(engine: AsyncEngine, account_id: int) -> dict[str, Any]:

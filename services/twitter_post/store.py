@@ -7,13 +7,14 @@ hear about appends its event to the outbox in the same transaction as the change
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,7 +26,7 @@ from twitter_shared.driver_query import DriverQuery, execute, fetch_rows, rfc333
 from twitter_shared.errors import Forbidden, NotFound, ValidationFailed
 from twitter_shared.ids import IdGenerator, time_of_id
 from twitter_shared.outbox import append_event
-from twitter_shared.pagination import PageRequest
+from twitter_shared.pagination import PageRequest, bound_sql
 
 IDEMPOTENCY_TTL = timedelta(hours=1)
 IDEMPOTENCY_REUSED = "Idempotency-Key reused with a different request"
@@ -340,18 +341,23 @@ class AccountStatusFilter:
 async def account_statuses(
     engine: AsyncEngine, account_id: int, *, page: PageRequest, filters: AccountStatusFilter, viewer_id: int | None
 ) -> list[dict[str, Any]]:
-    query: Select = select(statuses.c.id).where(statuses.c.account_id == account_id)
-    if filters.exclude_replies:
-        # Mastodon keeps self-replies (threads) when replies are excluded.
-        query = query.where(
-            or_(statuses.c.in_reply_to_id.is_(None), statuses.c.in_reply_to_account_id == statuses.c.account_id)
-        )
-    if filters.exclude_reblogs:
-        query = query.where(statuses.c.reblog_of_id.is_(None))
+    query = _account_statuses_query(filters, page.shape)
     async with read_only(engine) as connection:
-        status_ids = page.newest_first(list(await connection.scalars(page.apply(query, statuses.c.id))))
+        rows = await fetch_rows(connection, query, account_id=account_id, **page.bound_values())
+        status_ids = [status_id for (status_id,) in page.newest_first(rows)]
         rendered = await entities.render(connection, status_ids, viewer_id=viewer_id)
     return [rendered[i] for i in status_ids if i in rendered]
+
+
+@functools.cache
+def _account_statuses_query(filters: AccountStatusFilter, shape: tuple[bool, bool, bool]) -> DriverQuery:
+    sql = "SELECT id FROM statuses WHERE account_id = :account_id"
+    if filters.exclude_replies:
+        # Mastodon keeps self-replies (threads) when replies are excluded.
+        sql += " AND (in_reply_to_id IS NULL OR in_reply_to_account_id = account_id)"
+    if filters.exclude_reblogs:
+        sql += " AND reblog_of_id IS NULL"
+    return DriverQuery(sql + bound_sql("id", shape))
 
 
 async def account_stats_for(engine: AsyncEngine, account_ids: list[int]) -> dict[str, dict[str, Any]]:
