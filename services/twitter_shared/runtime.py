@@ -66,11 +66,16 @@ def build_internal_service(service: ServiceName, settings: Settings) -> web.Appl
     app = build_app(service=service, quiet_request_log=True)
     app[SETTINGS] = settings
     app.middlewares.append(internal_auth_middleware(settings.service_token.get_secret_value()))
-    use_database(app, url=settings.database_url(service), lost_exit_seconds=settings.database_lost_exit_seconds)
+    use_database(
+        app,
+        url=settings.database_url(service),
+        lost_exit_seconds=settings.database_lost_exit_seconds,
+        pool_size=settings.database_pool_size,
+    )
     return app
 
 
-def use_database(app: web.Application, *, url: str, lost_exit_seconds: float = 60.0) -> None:
+def use_database(app: web.Application, *, url: str, lost_exit_seconds: float = 60.0, pool_size: int = 20) -> None:
     """Open the engine with the app, report it in ``/readyz`` and watch it.
 
     While the database is gone, requests fail fast with 503. If it stays gone for
@@ -79,7 +84,7 @@ def use_database(app: web.Application, *, url: str, lost_exit_seconds: float = 6
     """
 
     async def engine_context(app: web.Application) -> AsyncIterator[None]:
-        engine = create_engine(url)
+        engine = create_engine(url, pool_size=pool_size)
         app[ENGINE] = engine
         watchdog = asyncio.create_task(_watch_database(app, engine, lost_exit_seconds))
         yield

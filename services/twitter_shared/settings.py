@@ -100,6 +100,15 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a service returns 503 without its database before it exits non-zero to be restarted.",
     )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description=(
+            "PostgreSQL connections each service process keeps open; a request beyond them waits up to 5 s for one."
+            " Replicas times this must stay under the server's max_connections. Unused with SQLite."
+        ),
+    )
     token_cache_seconds: float = Field(
         5.0,
         ge=0,
