@@ -78,7 +78,7 @@ def _mentions_to_html(fragment: str, base_url: str, mentions: dict[str, str]) ->
 def account_entity(
     account: dict[str, Any], stats: dict[str, Any] | None, *, base_url: str, with_source: bool = False
 ) -> dict[str, Any]:
-    """Render an account record with its post stats; a fresh dict each call, so callers may change it."""
+    """Render an account record with its post stats. Each call returns new dicts and lists, so a caller may change them."""
     key = (base_url, with_source, *account.items())
     rendered = _ACCOUNTS_WITHOUT_STATS.get(key)
     if rendered is None:

@@ -166,7 +166,7 @@ async def create_status(
 ) -> tuple[dict[str, Any], bool, dict[str, Any]]:
     """Create a status; return ``(S, created, author stats)``, where a repeated Idempotency-Key gives the first status.
 
-    The author's stats come from the same transaction, so the gateway renders the answer without another call.
+    The author's stats come from the same transaction, so the gateway renders the response without another call.
     """
     if request.idempotency_key is not None:
         async with read_only(engine) as connection:
@@ -229,7 +229,7 @@ async def create_status(
 async def _earlier_status(
     connection: AsyncConnection, request: NewStatus
 ) -> tuple[dict[str, Any], bool, dict[str, Any]] | None:
-    """Return what ``create_status`` answers when an earlier request with the same key made the status."""
+    """Return the result of ``create_status`` for a status that an earlier request with the same key created."""
     earlier = await _earlier_request(connection, request)
     if earlier is None:
         return None

@@ -15,7 +15,7 @@ translated for each driver:
 
 Rows come back as plain tuples in the order of the select list. Times come back
 as SQLite's stored text or as PostgreSQL's ``datetime``; ``rfc3339`` takes both.
-Times sent to SQLite are stored in SQLAlchemy's form, so every reader finds one.
+Times written to SQLite are stored in SQLAlchemy's format, so SQLAlchemy reads them back too.
 """
 
 from __future__ import annotations

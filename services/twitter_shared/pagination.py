@@ -49,7 +49,7 @@ class PageRequest:
 
     @property
     def shape(self) -> tuple[bool, bool, bool]:
-        """Which bounds are set: the key of a read built once with ``bound_sql``."""
+        """The bounds that are set (max, since, min): the key of a read built once with ``bound_sql``."""
         return (self.max_id is not None, self.since_id is not None, self.min_id is not None)
 
     def bound_values(self) -> dict[str, int]:
