@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from twitter_shared.errors import Unavailable
 from twitter_shared.sqlite_inline import SqliteFile, configure_connection
 
+# SQLSTATE classes of PostgreSQL errors that mean the server, not the statement, is at fault.
+POSTGRESQL_UNAVAILABLE_CLASSES = frozenset({"08", "57"})
 # Migrations on SQLite wait this long for another process's write lock.
 MIGRATION_BUSY_TIMEOUT_SECONDS = 10.0
 # The async engine of a SQLite file serves migrations, which Alembic runs through it. Statements
@@ -84,6 +86,10 @@ def _unavailable_on_connection_errors() -> Iterator[None]:
     except DBAPIError as error:
         if error.connection_invalidated:
             raise Unavailable("The database connection was lost, try again shortly") from error
+        # While PostgreSQL starts or stops, it refuses connections with a class 57 code (57P03:
+        # "the database system is starting up" or "is shutting down"); class 08 is a broken connection.
+        if str(getattr(error.orig, "sqlstate", ""))[:2] in POSTGRESQL_UNAVAILABLE_CLASSES:
+            raise Unavailable("The database is not available, try again shortly") from error
         raise
     except (OSError, TimeoutError) as error:
         raise Unavailable("The database is not reachable, try again shortly") from error
