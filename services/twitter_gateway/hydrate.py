@@ -93,23 +93,26 @@ async def account_entities(
     *,
     with_source_for: str | None = None,
     known_stats: dict[str, Any] | None = None,
+    known_records: list[dict[str, Any]] | None = None,
     use_cache: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Fetch and render accounts by id; ids that no longer exist are absent from the result.
 
-    ``known_stats`` maps account ids to post stats already read; only the other ids' stats are fetched.
-    With ``use_cache``, account records still in the ``AccountRecordCache`` are not read again; the
-    records read are stored in it either way.
+    ``known_stats`` maps account ids to post stats already read, and ``known_records`` holds
+    account records already read; only the rest is fetched. With ``use_cache``, account records
+    still in the ``AccountRecordCache`` are not read again; the records read are stored in it either way.
     """
     ids = sorted(set(account_ids))
     if not ids:
         return {}
     stats: dict[str, Any] = dict(known_stats or {})
     cache = request.app.get(ACCOUNT_CACHE)
-    cached = cache.fresh(ids) if use_cache and cache is not None else {}
+    known = {record["id"]: record for record in known_records or () if record["id"] in ids}
+    if use_cache and cache is not None:
+        known = {**cache.fresh([account_id for account_id in ids if account_id not in known]), **known}
     accounts_client = client(request.app, ServiceName.ACCOUNT)
     posts_client = client(request.app, ServiceName.POST)
-    missing_accounts = [account_id for account_id in ids if account_id not in cached]
+    missing_accounts = [account_id for account_id in ids if account_id not in known]
     batches = [missing_accounts[i : i + MAX_BATCH] for i in range(0, len(missing_accounts), MAX_BATCH)]
     missing_stats = [account_id for account_id in ids if account_id not in stats]
     stats_batches = [missing_stats[i : i + MAX_BATCH] for i in range(0, len(missing_stats), MAX_BATCH)]
@@ -121,7 +124,7 @@ async def account_entities(
     fetched = [account for chunk in results[: len(batches)] for account in chunk]
     if cache is not None:
         cache.store(fetched, forgets_before=forgets_before)
-    accounts = [*fetched, *cached.values()]
+    accounts = [*fetched, *known.values()]
     for chunk in results[len(batches) :]:
         stats.update(chunk)
     root = base_url(request)
@@ -131,6 +134,20 @@ async def account_entities(
         )
         for account in accounts
     }
+
+
+async def account_records(request: web.Request, account_ids: list[str]) -> list[dict[str, Any]]:
+    """Return the account service's records of these accounts, from the cache where fresh."""
+    cache = request.app.get(ACCOUNT_CACHE)
+    cached = cache.fresh(account_ids) if cache is not None else {}
+    missing = [account_id for account_id in account_ids if account_id not in cached]
+    if not missing:
+        return list(cached.values())
+    forgets_before = cache.forgets if cache is not None else 0
+    fetched = await client(request.app, ServiceName.ACCOUNT).get("/internal/accounts", params={"ids": ",".join(missing)})
+    if cache is not None:
+        cache.store(fetched, forgets_before=forgets_before)
+    return [*cached.values(), *fetched]
 
 
 async def account_entity_for(request: web.Request, account_id: int | str, *, with_source: bool = False) -> dict[str, Any]:
@@ -147,10 +164,11 @@ async def status_entities(
     *,
     with_text: bool = False,
     author_stats: dict[str, Any] | None = None,
+    author_records: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Render statuses in order, dropping any whose author has been deleted meanwhile; authors may come from the cache."""
     accounts = await account_entities(
-        request, status_account_ids(statuses), known_stats=author_stats, use_cache=True
+        request, status_account_ids(statuses), known_stats=author_stats, known_records=author_records, use_cache=True
     )
     root = base_url(request)
     rendered = (status_entity(status, accounts, base_url=root, with_text=with_text) for status in statuses)
@@ -158,9 +176,16 @@ async def status_entities(
 
 
 async def status_entity_for(
-    request: web.Request, status: dict[str, Any], *, with_text: bool = False, author_stats: dict[str, Any] | None = None
+    request: web.Request,
+    status: dict[str, Any],
+    *,
+    with_text: bool = False,
+    author_stats: dict[str, Any] | None = None,
+    author_records: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    rendered = await status_entities(request, [status], with_text=with_text, author_stats=author_stats)
+    rendered = await status_entities(
+        request, [status], with_text=with_text, author_stats=author_stats, author_records=author_records
+    )
     if not rendered:
         raise NotFound()
     return rendered[0]

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from twitter_gateway.auth import optional_viewer, require_user
-from twitter_gateway.hydrate import account_entities, status_entities, status_entity_for
+from twitter_gateway.hydrate import account_entities, account_records, status_entities, status_entity_for
 from twitter_gateway.links import pagination_link
 from twitter_shared.errors import NotFound, ValidationFailed
 from twitter_shared.pagination import PageRequest, parse_id, parse_page
@@ -69,9 +69,14 @@ async def post_status(request: web.Request) -> web.Response:
         if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
             raise ValidationFailed(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
         body["idempotency_key"] = key
+    # Read before the write: with the account service down, the post fails with nothing saved,
+    # instead of failing after the save and inviting a retry that posts twice.
+    author = await account_records(request, [str(account_id)])
     # With a key the call may be retried safely: the post service returns the first status on a repeat.
     result = await client(request.app, ServiceName.POST).post("/internal/statuses", body=body, idempotent=key is not None)
-    return json_response(await status_entity_for(request, result["status"], author_stats=result.get("author_stats")))
+    return json_response(
+        await status_entity_for(request, result["status"], author_stats=result.get("author_stats"), author_records=author)
+    )
 
 
 async def get_status(request: web.Request) -> web.Response:
