@@ -8,6 +8,7 @@ issued to. Like tokens, codes are stored as SHA-256.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 from typing import Any
 
 from sqlalchemy import delete
@@ -19,6 +20,20 @@ from twitter_shared.errors import Unauthorized, ValidationFailed
 
 CODE_LIFETIME = timedelta(minutes=10)
 OUT_OF_BAND = "urn:ietf:wg:oauth:2.0:oob"
+
+
+# The browser runs or opens these itself instead of sending the code to a client: a redirect to one
+# would hand the user's authorization code to a script.
+FORBIDDEN_REDIRECT_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
+
+
+def acceptable_redirect_uri(uri: str) -> bool:
+    """Tell whether an app may register ``uri``: absolute, no fragment, not a scheme the browser runs itself.
+
+    Native apps use their own schemes (``myapp://callback``), so any other scheme is allowed.
+    """
+    parsed = urlsplit(uri)
+    return bool(parsed.scheme) and not parsed.fragment and parsed.scheme.lower() not in FORBIDDEN_REDIRECT_SCHEMES
 
 
 def checked_redirect_uri(app: Any, requested: Any) -> str:

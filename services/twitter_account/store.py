@@ -66,6 +66,12 @@ async def create_app(engine: AsyncEngine, ids: IdGenerator, *, fields: dict[str,
         redirect_uris = "\n".join(redirect_uris)
     if not isinstance(redirect_uris, str) or len(redirect_uris) > 2000:
         raise ValidationFailed("Validation failed: redirect_uris is invalid")
+    for uri in redirect_uris.split():
+        if not authorization.acceptable_redirect_uri(uri):
+            raise ValidationFailed(
+                f"Validation failed: redirect_uris {uri!r} must be an absolute URI without a fragment,"
+                " and not a javascript:, data:, vbscript: or file: URI"
+            )
     website = fields.get("website") or None
     if website is not None and (not isinstance(website, str) or len(website) > 500):
         raise ValidationFailed("Validation failed: website is invalid")

@@ -105,3 +105,33 @@ async def test_code_of_another_app_is_rejected(api: PublicApi) -> None:
     )
 
     assert stolen.status == 401
+
+
+@pytest.mark.parametrize(
+    "redirect_uris",
+    [
+        "javascript:alert(document.cookie)//",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "file:///etc/passwd",
+        "/relative/callback",
+        "https://app.example/callback#fragment",
+        "https://app.example/callback javascript:alert(1)",
+    ],
+    ids=["javascript", "javascript-mixed-case", "data", "vbscript", "file", "relative", "fragment", "second-uri"],
+)
+async def test_app_with_unsafe_redirect_uri_rejected(api: PublicApi, redirect_uris: str) -> None:
+    answer = await api.call("POST", "/api/v1/apps", data={"client_name": "web app", "redirect_uris": redirect_uris})
+
+    assert answer.status == 422
+    assert "redirect_uris" in answer.body["error"]
+
+
+@pytest.mark.parametrize(
+    "redirect_uris", ["myapp://oauth/callback", "http://127.0.0.1:5000/callback", "urn:ietf:wg:oauth:2.0:oob"]
+)
+async def test_app_with_native_or_web_redirect_uri_accepted(api: PublicApi, redirect_uris: str) -> None:
+    app = await register_app(api, redirect_uris=redirect_uris)
+
+    assert app["redirect_uris"] == [redirect_uris]
