@@ -100,7 +100,8 @@ async def relationships(request: web.Request) -> web.Response:
     raw_ids = request.query.getall("id[]", []) + request.query.getall("id", [])
     if len(raw_ids) > MAX_RELATIONSHIP_IDS:
         raise ValidationFailed(f"at most {MAX_RELATIONSHIP_IDS} ids per request")
-    target_ids = [parse_id(raw, name="id") for raw in raw_ids]
+    # One relationship per account, however often it is asked for, in the order first asked.
+    target_ids = list(dict.fromkeys(parse_id(raw, name="id") for raw in raw_ids))
     if not target_ids:
         return json_response([])
     result = await client(request.app, ServiceName.ACCOUNT).get(

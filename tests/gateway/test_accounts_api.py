@@ -280,3 +280,17 @@ async def test_followers_pages_with_link_headers(api: PublicApi) -> None:
     assert seen == [fan.id for fan in reversed(fans)]
     following = await api.call("GET", f"/api/v1/accounts/{fans[0].id}/following")
     assert [account["id"] for account in following.body] == [star.id]
+
+
+async def test_relationships_list_each_account_once(api: PublicApi) -> None:
+    alice, bob, carol = await api.register_user(), await api.register_user(), await api.register_user()
+
+    answer = await api.call(
+        "GET",
+        "/api/v1/accounts/relationships",
+        token=alice.token,
+        params=[("id[]", carol.id), ("id[]", bob.id), ("id[]", carol.id), ("id", bob.id)],
+    )
+
+    assert answer.status == 200
+    assert [relationship["id"] for relationship in answer.body] == [str(carol.id), str(bob.id)]
