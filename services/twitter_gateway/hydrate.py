@@ -99,55 +99,54 @@ async def account_entities(
     """Fetch and render accounts by id; ids that no longer exist are absent from the result.
 
     ``known_stats`` maps account ids to post stats already read, and ``known_records`` holds
-    account records already read; only the rest is fetched. With ``use_cache``, account records
-    still in the ``AccountRecordCache`` are not read again; the records read are stored in it either way.
+    account records already read; only the rest is fetched, records and stats concurrently.
+    ``use_cache`` is passed on to ``account_records``.
     """
     ids = sorted(set(account_ids))
     if not ids:
         return {}
     stats: dict[str, Any] = dict(known_stats or {})
-    cache = request.app.get(ACCOUNT_CACHE)
-    known = {record["id"]: record for record in known_records or () if record["id"] in ids}
-    if use_cache and cache is not None:
-        known = {**cache.fresh([account_id for account_id in ids if account_id not in known]), **known}
-    accounts_client = client(request.app, ServiceName.ACCOUNT)
+    known = [record for record in known_records or () if record["id"] in ids]
+    known_ids = {record["id"] for record in known}
     posts_client = client(request.app, ServiceName.POST)
-    missing_accounts = [account_id for account_id in ids if account_id not in known]
-    batches = [missing_accounts[i : i + MAX_BATCH] for i in range(0, len(missing_accounts), MAX_BATCH)]
     missing_stats = [account_id for account_id in ids if account_id not in stats]
-    stats_batches = [missing_stats[i : i + MAX_BATCH] for i in range(0, len(missing_stats), MAX_BATCH)]
-    forgets_before = cache.forgets if cache is not None else 0
-    results = await asyncio.gather(
-        *(accounts_client.get("/internal/accounts", params={"ids": ",".join(batch)}) for batch in batches),
-        *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in stats_batches),
+    fetched, *stats_chunks = await asyncio.gather(
+        account_records(request, [account_id for account_id in ids if account_id not in known_ids], use_cache=use_cache),
+        *(posts_client.get("/internal/accounts/stats", params={"ids": ",".join(batch)}) for batch in _batches(missing_stats)),
     )
-    fetched = [account for chunk in results[: len(batches)] for account in chunk]
-    if cache is not None:
-        cache.store(fetched, forgets_before=forgets_before)
-    accounts = [*fetched, *known.values()]
-    for chunk in results[len(batches) :]:
+    for chunk in stats_chunks:
         stats.update(chunk)
     root = base_url(request)
     return {
         account["id"]: account_entity(
             account, stats.get(account["id"]), base_url=root, with_source=account["id"] == with_source_for
         )
-        for account in accounts
+        for account in [*fetched, *known]
     }
 
 
-async def account_records(request: web.Request, account_ids: list[str]) -> list[dict[str, Any]]:
-    """Return the account service's records of these accounts, from the cache where fresh."""
+async def account_records(request: web.Request, account_ids: list[str], *, use_cache: bool = True) -> list[dict[str, Any]]:
+    """Return the account service's records of these accounts; ids that no longer exist are absent.
+
+    With ``use_cache``, records still in the ``AccountRecordCache`` are not read again; the
+    records read are stored in it either way.
+    """
     cache = request.app.get(ACCOUNT_CACHE)
-    cached = cache.fresh(account_ids) if cache is not None else {}
+    cached = cache.fresh(account_ids) if use_cache and cache is not None else {}
     missing = [account_id for account_id in account_ids if account_id not in cached]
-    if not missing:
-        return list(cached.values())
     forgets_before = cache.forgets if cache is not None else 0
-    fetched = await client(request.app, ServiceName.ACCOUNT).get("/internal/accounts", params={"ids": ",".join(missing)})
+    accounts_client = client(request.app, ServiceName.ACCOUNT)
+    chunks = await asyncio.gather(
+        *(accounts_client.get("/internal/accounts", params={"ids": ",".join(batch)}) for batch in _batches(missing))
+    )
+    fetched = [account for chunk in chunks for account in chunk]
     if cache is not None:
         cache.store(fetched, forgets_before=forgets_before)
     return [*cached.values(), *fetched]
+
+
+def _batches(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + MAX_BATCH] for start in range(0, len(ids), MAX_BATCH)]
 
 
 async def account_entity_for(request: web.Request, account_id: int | str, *, with_source: bool = False) -> dict[str, Any]:
