@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,10 @@ MAX_WORKERS = 1 << WORKER_BITS
 MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
 # A crashed process's number becomes free after this long; renewals run at a third of it.
 LEASE_SECONDS = 60
-ACQUIRE_ATTEMPTS = 10
+# Processes that start together read the same free numbers, and each round of a race has one
+# winner. A random pause before the next try spreads the losers out, so they stop racing in lockstep.
+ACQUIRE_ATTEMPTS = 40
+RETRY_PAUSE_SECONDS = 0.05
 leases = shared_tables["worker_leases"]
 
 
@@ -90,6 +94,7 @@ class WorkerLease:
                 return await self._try_acquire()
             except IntegrityError:
                 log.info("ids.worker_race_lost", action="trying the next free number")
+            await asyncio.sleep(random.uniform(0, RETRY_PAUSE_SECONDS))
         raise Unavailable("Could not lease an id worker number: too many processes starting at once")
 
     async def _try_acquire(self) -> int:
