@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from twitter_gateway.auth import optional_viewer, require_user
-from twitter_gateway.hydrate import account_entities, account_records, status_entities, status_entity_for
+from twitter_gateway.hydrate import account_records, status_entities, status_entity_for
 from twitter_gateway.links import pagination_link
 from twitter_shared.errors import NotFound, ValidationFailed
 from twitter_shared.pagination import PageRequest, parse_id, parse_page
@@ -127,22 +127,18 @@ async def account_statuses(request: web.Request) -> web.Response:
     account_id = parse_id(request.match_info["id"], name="id")
     page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
     flags = {name: _flag(request, name) for name in BOOLEAN_FLAGS if name in request.query}
+    extra = {name: "true" if value else "false" for name, value in flags.items()}
     answer = await client(request.app, ServiceName.POST).get(
         f"/internal/accounts/{account_id}/statuses",
-        params={
-            **page.as_params(),
-            **_viewer_params(viewer_id),
-            **{k: "true" if v else "false" for k, v in flags.items()},
-            "author_stats": "true",
-        },
+        params={**page.as_params(), **_viewer_params(viewer_id), **extra, "author_stats": "true"},
     )
     statuses, author_stats = answer["statuses"], answer["author_stats"]
-    # An unknown account is a 404, as in Mastodon, not an empty list. The account's record is
-    # needed to render its statuses anyway, so it usually comes from the cache.
-    if not await account_entities(request, [str(account_id)], known_stats=author_stats, use_cache=True):
+    # An unknown account is a 404, as in Mastodon, not an empty list. Its record is needed to
+    # render its statuses anyway, so it is read once and handed on.
+    owner = await account_records(request, [str(account_id)])
+    if not owner:
         raise NotFound()
-    entities = await status_entities(request, statuses, author_stats=author_stats)
-    extra = {k: "true" if v else "false" for k, v in flags.items()}
+    entities = await status_entities(request, statuses, author_stats=author_stats, author_records=owner)
     headers = pagination_link(
         request,
         newest_cursor=statuses[0]["id"] if statuses else None,

@@ -339,14 +339,23 @@ class AccountStatusFilter:
 
 
 async def account_statuses(
-    engine: AsyncEngine, account_id: int, *, page: PageRequest, filters: AccountStatusFilter, viewer_id: int | None
-) -> list[dict[str, Any]]:
+    engine: AsyncEngine,
+    account_id: int,
+    *,
+    page: PageRequest,
+    filters: AccountStatusFilter,
+    viewer_id: int | None,
+    with_author_stats: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return a page of an account's statuses and, if asked, their authors' stats from the same read."""
     query = _account_statuses_query(filters, page.shape)
     async with read_only(engine) as connection:
         rows = await fetch_rows(connection, query, account_id=account_id, **page.bound_values())
         status_ids = [status_id for (status_id,) in page.newest_first(rows)]
         rendered = await entities.render(connection, status_ids, viewer_id=viewer_id)
-    return [rendered[i] for i in status_ids if i in rendered]
+        found = [rendered[i] for i in status_ids if i in rendered]
+        stats = await _account_stats(connection, authors_of(found)) if with_author_stats else {}
+    return found, stats
 
 
 @functools.cache

@@ -168,18 +168,24 @@ async def unreblog(request: web.Request) -> web.Response:
 
 async def account_statuses(request: web.Request) -> web.Response:
     """Return an account's statuses; with ``author_stats=true``, an object that also has their authors' stats."""
+    with_author_stats = query_flag(request, "author_stats")
     statuses: list[dict[str, Any]] = []
+    stats: dict[str, Any] = {}
     # This service stores no media and no pinned statuses, so those listings are empty.
     if not (query_flag(request, "pinned") or query_flag(request, "only_media")):
         page = parse_page(request.query, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
         filters = store.AccountStatusFilter(
             exclude_replies=query_flag(request, "exclude_replies"), exclude_reblogs=query_flag(request, "exclude_reblogs")
         )
-        statuses = await store.account_statuses(
-            request.app[ENGINE], path_id(request), page=page, filters=filters, viewer_id=viewer(request)
+        statuses, stats = await store.account_statuses(
+            request.app[ENGINE],
+            path_id(request),
+            page=page,
+            filters=filters,
+            viewer_id=viewer(request),
+            with_author_stats=with_author_stats,
         )
-    if query_flag(request, "author_stats"):
-        stats = await store.account_stats_for(request.app[ENGINE], store.authors_of(statuses))
+    if with_author_stats:
         return json_response({"statuses": statuses, "author_stats": stats})
     return json_response(statuses)
 

@@ -80,7 +80,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def _unavailable_on_connection_errors() -> Iterator[None]:
     try:
         yield
-    # The standard library's own errors come from reads handed straight to the driver (driver_query).
+    # The standard library's own errors come from statements handed straight to the driver (driver_query).
     except (OperationalError, InterfaceError, sqlite3.OperationalError) as error:
         raise Unavailable("The database is not available, try again shortly") from error
     except DBAPIError as error:
