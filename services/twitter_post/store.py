@@ -347,7 +347,7 @@ async def account_statuses(
     viewer_id: int | None,
     with_author_stats: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Return a page of an account's statuses and, if asked, their authors' stats from the same read."""
+    """Return a page of an account's statuses and, if requested, their authors' stats from the same read."""
     query = _account_statuses_query(filters, page.shape)
     async with read_only(engine) as connection:
         rows = await fetch_rows(connection, query, account_id=account_id, **page.bound_values())

@@ -17,7 +17,7 @@ from twitter_gateway.hydrate import AccountRecordCache
 
 
 class Clock:
-    """A monotonic clock that only moves when told to."""
+    """A monotonic clock that moves only when a test advances it."""
 
     def __init__(self, now: float) -> None:
         self.now = now
@@ -59,7 +59,7 @@ def test_records_read_within_one_window_expire_together(clock: Clock) -> None:
     assert at_the_end == set()
 
 
-def test_record_read_in_the_next_window_outlives_the_previous_one(clock: Clock) -> None:
+def test_next_window_record_outlives_earlier(clock: Clock) -> None:
     cache = AccountRecordCache(seconds=10.0)
     clock.now = 1008.0
     store(cache, "1")
@@ -83,7 +83,7 @@ def test_fresh_returns_the_stored_records(clock: Clock) -> None:
 
 
 @pytest.mark.parametrize("seconds", [10.0, 5.0, 0.3, 1.1])
-def test_record_is_kept_when_read_and_never_longer_than_seconds(clock: Clock, seconds: float) -> None:
+def test_record_kept_at_most_seconds(clock: Clock, seconds: float) -> None:
     """Reads at many points of several windows, including their first and nearly last instants."""
     read_times = [1000.0 + step * seconds / 8 for step in range(40)] + [1000.0 + seconds * 3 - 1e-9]
     for read_at in read_times:

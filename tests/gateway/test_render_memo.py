@@ -115,8 +115,8 @@ class TestAccountEntity:
         assert second["source"] is not first["source"]
         assert second == rendered_afresh(ALICE, None, base_url=BASE, with_source=True)
 
-    def test_changing_nested_lists_of_a_result_leaves_later_results_alone(self) -> None:
-        """The docstring lets callers change a result; that must hold for its lists too, not only its top level."""
+    def test_changed_result_lists_stay_private(self) -> None:
+        """Callers may change a result, so its lists must be new too, not only its top level."""
         first = account_entity(ALICE, None, base_url=BASE, with_source=True)
         first["fields"].append({"name": "site", "value": "changed by a caller"})
         first["emojis"].append({"shortcode": "changed"})
@@ -127,7 +127,7 @@ class TestAccountEntity:
 
         assert second == rendered_afresh(ALICE, None, base_url=BASE, with_source=True)
 
-    def test_source_is_only_in_renderings_that_ask_for_it(self) -> None:
+    def test_source_only_when_requested(self) -> None:
         with_source = account_entity(ALICE, None, base_url=BASE, with_source=True)
         without_source = account_entity(ALICE, None, base_url=BASE)
         again_with_source = account_entity(ALICE, None, base_url=BASE, with_source=True)
@@ -153,7 +153,7 @@ class TestAccountEntity:
 class TestStatusContent:
     """``status_content`` and the content ``status_entity`` gives."""
 
-    def test_content_is_the_html_of_the_text_with_its_mentions(self) -> None:
+    def test_content_is_html_with_mentions(self) -> None:
         assert status_content(STATUS, base_url=BASE) == text_to_html(STATUS["text"], base_url=BASE, mentions={"bob": "2"})
         assert f'href="{BASE}/@bob"' in status_content(STATUS, base_url=BASE)
 
@@ -213,7 +213,7 @@ class TestStatusContent:
 class TestMemoBound:
     """Past ``MAX_MEMO_ENTRIES`` a memo starts empty again instead of growing."""
 
-    def test_account_memo_empties_instead_of_growing_past_the_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_account_memo_empties_at_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(render, "MAX_MEMO_ENTRIES", 3)
         sizes = []
         for n in range(7):
@@ -224,7 +224,7 @@ class TestMemoBound:
 
         assert sizes == [1, 2, 3, 1, 2, 3, 1]
 
-    def test_status_memo_empties_instead_of_growing_past_the_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_status_memo_empties_at_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(render, "MAX_MEMO_ENTRIES", 3)
         sizes = []
         for n in range(7):

@@ -1,11 +1,11 @@
-"""Hot reads handed straight to the driver: the SQL each back-end gets, the rows it returns, its times and errors.
+"""Hot statements handed straight to the driver: the SQL each back-end gets, the rows it returns, its times and errors.
 
 ``DriverQuery`` translates one SQL text for SQLite (named parameters, id lists
 read with ``json_each``) and for PostgreSQL (``$n`` parameters, id lists as
-arrays); ``fetch_rows`` runs it on real databases of both kinds. Also here: the
-``bound_sql`` page bounds those reads append, ``rfc3339`` on the times they
-return, ``Unavailable`` for a driver error, and the single snapshot of a SQLite
-read block.
+arrays). ``fetch_rows`` and ``execute`` run it on real databases of both kinds.
+Also here: the ``bound_sql`` page bounds those reads append, ``rfc3339`` on the
+times they return, ``Unavailable`` for a driver error, and the single snapshot
+of a SQLite read block.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 class TestTranslation:
     """The SQL text each driver gets."""
 
-    def test_sqlite_keeps_named_parameters_and_reads_id_lists_with_json_each(self) -> None:
+    def test_sqlite_named_parameters_and_json_each(self) -> None:
         query = DriverQuery("SELECT id FROM items WHERE owner_id = :owner_id AND id IN :ids", id_lists=("ids",))
 
         assert query.sqlite == (
@@ -165,14 +165,14 @@ class TestFetchRows:
 
         assert [tuple(row) for row in rows] == [(1, 3), (1, 5), (2, 11)]
 
-    async def test_read_in_a_transaction_sees_its_own_uncommitted_write(self, engine: AsyncEngine) -> None:
+    async def test_transaction_reads_own_write(self, engine: AsyncEngine) -> None:
         async with transaction(engine) as connection:
             await connection.execute(text("INSERT INTO items (id, owner_id, label) VALUES (13, 3, 'item 13')"))
             rows = await fetch_rows(connection, ITEMS_OF_OWNER, owner_id=3)
 
         assert [tuple(row) for row in rows] == [(13, "item 13")]
 
-    async def test_stored_time_reads_back_as_the_same_rfc3339_text(self, engine: AsyncEngine) -> None:
+    async def test_stored_time_reads_as_rfc3339(self, engine: AsyncEngine) -> None:
         stored = datetime(2026, 12, 4, 20, 50, 15, 123456, tzinfo=UTC)
         async with transaction(engine) as connection:
             await connection.execute(moments.insert(), {"id": 1, "at": stored})
@@ -181,7 +181,7 @@ class TestFetchRows:
 
         assert rfc3339(at) == "2026-12-04T20:50:15.123Z"
 
-    async def test_time_written_through_the_driver_reads_back_through_sqlalchemy(self, engine: AsyncEngine) -> None:
+    async def test_driver_time_reads_through_sqlalchemy(self, engine: AsyncEngine) -> None:
         written = datetime(2026, 12, 4, 21, 50, 15, 123456, tzinfo=timezone(timedelta(hours=1)))
         async with transaction(engine) as connection:
             await execute(connection, DriverQuery("INSERT INTO moments (id, at) VALUES (:id, :at)"), id=2, at=written)
@@ -261,7 +261,7 @@ async def test_sqlite_read_block_sees_one_snapshot(sqlite_engine: AsyncEngine) -
     assert after == 13
 
 
-async def test_failed_sqlite_read_block_leaves_no_old_snapshot_behind(sqlite_engine: AsyncEngine) -> None:
+async def test_failed_read_block_keeps_no_snapshot(sqlite_engine: AsyncEngine) -> None:
     with pytest.raises(RuntimeError):
         async with read_only(sqlite_engine) as reader:
             await fetch_rows(reader, COUNT_ITEMS)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-# A process that logs through structlog and, as aiohttp does for a malformed request, through a
-# library logger with a traceback; then a library line below warning, which is dropped.
+# A process that logs through structlog, then through a library logger with a traceback (as aiohttp
+# does for a malformed request), then a library line below warning, which is dropped.
 SCRIPT = """
 import logging
 import structlog
