@@ -32,6 +32,11 @@ LONG_POLL_MS = 4_000
 # The long poll's HTTP timeout is its wait plus this margin for the response itself.
 LONG_POLL_MARGIN_SECONDS = 5.0
 RETRY_CAP_SECONDS = 5.0
+# After a batch that emptied the source, wait this long before asking again, so that under a stream
+# of events each batch holds many. A home timeline fan-out dirties one database page per follower,
+# and a batch writes a page once however many of its posts reach that timeline. The delay adds at
+# most this much to the time until an event is applied.
+GATHER_SECONDS = 0.1
 
 ApplyBatch = Callable[[AsyncConnection, list[Event]], Awaitable[None]]
 
@@ -118,6 +123,7 @@ class OutboxConsumer:
         leases: Table,
         apply: ApplyBatch,
         batch_size: int = 500,
+        gather_seconds: float = GATHER_SECONDS,
     ) -> None:
         self.source = source
         self.client = client
@@ -125,6 +131,7 @@ class OutboxConsumer:
         self.cursors = cursors
         self.apply = apply
         self.batch_size = batch_size
+        self.gather_seconds = gather_seconds
         self.lease = ConsumerLease(engine=engine, leases=leases, name=f"consume:{source}")
         self.caught_up = asyncio.Event()
         self.on_batch_applied: Callable[[], Awaitable[None]] | None = None
@@ -188,3 +195,4 @@ class OutboxConsumer:
             log.debug("consumer.applied", source=self.source, events=len(events), position=position)
             if position >= answer["head"]:
                 self.caught_up.set()
+                await asyncio.sleep(self.gather_seconds)

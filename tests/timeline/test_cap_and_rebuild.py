@@ -34,6 +34,8 @@ async def test_cap_keeps_newest_entries(cluster: Cluster) -> None:
     author = await cluster.new_account()
     follower = await cluster.new_account()
     before_follow = [(await cluster.post(author, f"old {n}"))["id"] for n in range(CAP + 5)]
+    # Posts fanned out after the follow would reach the follower past the cap, until the next trim.
+    await cluster.settled(timelines=capped)
     await cluster.follow(follower, author)
     await cluster.settled(timelines=capped)
     # The follow merges only the author's newest CAP statuses.
