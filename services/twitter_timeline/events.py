@@ -84,5 +84,5 @@ class TimelineEvents:
             if event.kind == "status.created":
                 await store.fan_out(connection, StatusRef.from_json(payload))
             elif event.kind == "status.deleted":
-                await store.remove_status(connection, int(payload["id"]))
+                await store.remove_status(connection, status_id=int(payload["id"]), author_id=int(payload["account_id"]))
             await let_reads_through()

@@ -4,6 +4,11 @@ Every write is idempotent (``ON CONFLICT DO NOTHING`` inserts, deletes by key)
 because an event batch is replayed after a crash. The cap is enforced by a
 periodic trim over the owners above it, not on each fan-out, so a post costs one
 INSERT ... SELECT however many followers its author has.
+
+Entries are indexed by owner only. An entry whose author is A is only ever in A's
+own timeline and in the timelines of A's followers in the mirror: fan-out and
+merges write only there, and an unfollow removes the author's entries from the
+follower's timeline. So removals of A's statuses look in those timelines.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import BigInteger, delete, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -94,8 +99,19 @@ async def fan_out(connection: AsyncConnection, ref: StatusRef) -> None:
     await execute(connection, FAN_OUT, author_id=ref.author_id, status_id=ref.status_id, reblog_of_id=ref.reblog_of_id)
 
 
-async def remove_status(connection: AsyncConnection, status_id: int) -> None:
-    await connection.execute(delete(home_entries).where(home_entries.c.status_id == status_id))
+def _timelines_reached_by(author_id: int):  # noqa: ANN202 - a SQLAlchemy compound select
+    """Select the owners whose timelines may hold the author's entries: the author and its followers."""
+    return select(literal(author_id, BigInteger)).union_all(
+        select(follow_mirror.c.follower_id).where(follow_mirror.c.followee_id == author_id)
+    )
+
+
+async def remove_status(connection: AsyncConnection, *, status_id: int, author_id: int) -> None:
+    await connection.execute(
+        delete(home_entries).where(
+            home_entries.c.owner_id.in_(_timelines_reached_by(author_id)), home_entries.c.status_id == status_id
+        )
+    )
 
 
 async def add_follow(connection: AsyncConnection, *, follower_id: int, followee_id: int, recent: list[StatusRef]) -> None:
@@ -117,12 +133,17 @@ async def remove_follow(connection: AsyncConnection, *, follower_id: int, follow
 
 
 async def remove_account(connection: AsyncConnection, account_id: int) -> None:
-    """Remove a deleted account's follows, its own timeline and its statuses from every timeline."""
+    """Remove a deleted account's statuses from every timeline, its own timeline and its follows."""
+    # Before the mirror rows go: they say which timelines hold the account's statuses.
+    await connection.execute(
+        delete(home_entries).where(
+            home_entries.c.owner_id.in_(_timelines_reached_by(account_id)), home_entries.c.author_id == account_id
+        )
+    )
+    await connection.execute(delete(home_entries).where(home_entries.c.owner_id == account_id))
     await connection.execute(
         delete(follow_mirror).where((follow_mirror.c.follower_id == account_id) | (follow_mirror.c.followee_id == account_id))
     )
-    await connection.execute(delete(home_entries).where(home_entries.c.owner_id == account_id))
-    await connection.execute(delete(home_entries).where(home_entries.c.author_id == account_id))
 
 
 @functools.cache

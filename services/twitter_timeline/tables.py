@@ -23,6 +23,8 @@ home_entries = Table(
     # Who posted (or reblogged) the status: an unfollow removes that author's entries.
     Column("author_id", BigInteger, nullable=False),
     Column("reblog_of_id", BigInteger),
+    # The primary key is the only index: removals find their owners through the follow mirror.
+    sqlite_with_rowid=False,
 )
 
 follow_mirror = Table(
