@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
+        if args.port is None:
+            parser.error("--serve needs --port")
         serve(args.serve, args.port, dict(peer.split("=", 1) for peer in args.peer))
         return 0
     if args.seconds < 1 or args.connections < 1:

@@ -7,16 +7,20 @@ timeline fan-out also dirties one page per follower, and the same pages again wi
 the next post, so copying them once a second instead of every few posts writes each
 page fewer times.
 
-The writer connection keeps an automatic checkpoint at ``FALLBACK_CHECKPOINT_PAGES``,
-far above what a second of writes adds, so the log stays bounded even if the
-thread falls behind.
+The checkpoint takes the process's write turn while it runs. Under a stream of
+commits it could otherwise never finish copying the log, and SQLite starts a log
+afresh only after a finished checkpoint. Reads go on meanwhile. The writer
+connection keeps an automatic checkpoint at ``FALLBACK_CHECKPOINT_PAGES``, far above
+what a second of writes adds, so the log stays bounded even if the thread falls behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
+from urllib.parse import quote
 
 import structlog
 
@@ -35,25 +39,31 @@ class WalCheckpointer:
         self.path = path
         self.interval_seconds = interval_seconds
         self._last_started = time.monotonic()
-        self._running: asyncio.Future[tuple[int, int, int]] | None = None
+        self._running: asyncio.Task[tuple[int, int, int]] | None = None
 
-    def after_commit(self) -> None:
-        """Called on the event loop after each commit; returns at once."""
+    def after_commit(self, write_turn: asyncio.Lock) -> None:
+        """Start a checkpoint if the interval has passed; called on the event loop after each commit, returns at once."""
         if self._running is not None and not self._running.done():
             return
         now = time.monotonic()
         if now - self._last_started < self.interval_seconds:
             return
         self._last_started = now
-        self._running = asyncio.get_running_loop().run_in_executor(None, self.checkpoint)
-        self._running.add_done_callback(_log_failure)
+        self._running = asyncio.get_running_loop().create_task(self._checkpoint_in_turn(write_turn))
+        self._running.add_done_callback(functools.partial(_log_failure, self.path))
+
+    async def _checkpoint_in_turn(self, write_turn: asyncio.Lock) -> tuple[int, int, int]:
+        async with write_turn:
+            return await asyncio.get_running_loop().run_in_executor(None, self.checkpoint)
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """Copy what it can of the log into the file without waiting for readers or the writer.
+        """Copy what it can of the log into the file without waiting for readers or another process's writer.
 
         Returns SQLite's result row: 1 if it was blocked, the pages in the log, and the pages copied.
         """
-        connection = sqlite3.connect(self.path, timeout=CHECKPOINT_BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        # mode=rw: a database file that has gone is an error here, not a new empty file.
+        target = f"file:{quote(self.path)}?mode=rw"
+        connection = sqlite3.connect(target, uri=True, timeout=CHECKPOINT_BUSY_TIMEOUT_SECONDS, isolation_level=None)
         try:
             blocked, log_pages, copied_pages = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         finally:
@@ -61,10 +71,10 @@ class WalCheckpointer:
         return blocked, log_pages, copied_pages
 
 
-def _log_failure(future: asyncio.Future[tuple[int, int, int]]) -> None:
-    if future.cancelled():
+def _log_failure(path: str, task: asyncio.Task[tuple[int, int, int]]) -> None:
+    if task.cancelled():
         return
-    error = future.exception()
+    error = task.exception()
     if error is not None:
         # The next interval tries again, and the fallback keeps the log bounded meanwhile.
-        log.warning("sqlite.checkpoint_failed", error=repr(error))
+        log.warning("sqlite.checkpoint_failed", database=path, error=repr(error))

@@ -130,7 +130,7 @@ class SqliteFile:
         finally:
             lock.release()
         if self.checkpointer is not None:
-            self.checkpointer.after_commit()
+            self.checkpointer.after_commit(lock)
 
     def _write_lock(self) -> asyncio.Lock:
         # A lock belongs to one event loop; tests and tools may use one engine from several in turn.

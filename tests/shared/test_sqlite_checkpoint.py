@@ -109,6 +109,30 @@ async def test_failed_checkpoint_logged_and_retried(engine: AsyncEngine, tmp_pat
     assert count_rows(tmp_path / "wal.db") == 2
 
 
+async def test_checkpoint_finishes_under_writes(engine: AsyncEngine) -> None:
+    """The checkpoint takes the write turn, so it copies the whole log however busy the writers are."""
+    checkpointer = checkpointer_of(engine)
+    await add_rows(engine, 0, 50)
+    checkpointer.interval_seconds = 0.0
+    writers = [asyncio.create_task(add_rows(engine, start, 20)) for start in range(1_000, 1_200, 20)]
+    await asyncio.sleep(0)
+    await add_rows(engine, 50, 1)
+    blocked, log_pages, copied_pages = await checkpointer._running
+    await asyncio.gather(*writers)
+
+    assert blocked == 0
+    assert copied_pages == log_pages
+
+
+async def test_checkpoint_never_creates_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.db"
+    checkpointer = WalCheckpointer(str(missing))
+
+    with pytest.raises(sqlite3.OperationalError):
+        checkpointer.checkpoint()
+    assert not missing.exists()
+
+
 async def test_writer_pragmas_fallback_and_memory(engine: AsyncEngine) -> None:
     async with transaction(engine) as connection:
         autocheckpoint = (await connection.execute(text("PRAGMA wal_autocheckpoint"))).scalar()

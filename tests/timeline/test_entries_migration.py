@@ -27,7 +27,16 @@ def _index_names(connection: Connection) -> list[str]:
     return sorted(index["name"] for index in inspect(connection).get_indexes("home_entries"))
 
 
-async def migrate_with_entries(url: str) -> tuple[list[tuple], list[str], str]:
+# What a run stopped during the copy leaves on SQLite: its DDL statements had committed on their own.
+INTERRUPTED_RUN = (
+    "DROP INDEX home_entries_by_status",
+    "CREATE TABLE home_entries_clustered (owner_id BIGINT, status_id BIGINT, author_id BIGINT, reblog_of_id BIGINT,"
+    " PRIMARY KEY (owner_id, status_id)) WITHOUT ROWID",
+    "INSERT INTO home_entries_clustered VALUES (9, 9, 9, NULL)",
+)
+
+
+async def migrate_with_entries(url: str, *, interrupted_before: bool = False) -> tuple[list[tuple], list[str], str]:
     """Fill the first revision's table, upgrade to head; return the entries, the indexes and the table's SQL on SQLite."""
     engine = create_engine(url)
     try:
@@ -38,6 +47,8 @@ async def migrate_with_entries(url: str) -> tuple[list[tuple], list[str], str]:
                 home_entries.insert(),
                 [dict(zip(("owner_id", "status_id", "author_id", "reblog_of_id"), entry, strict=True)) for entry in ENTRIES],
             )
+            for statement in INTERRUPTED_RUN if interrupted_before else ():
+                await connection.execute(text(statement))
             await connection.commit()
         await upgrade(url, history="timeline")
         async with engine.connect() as connection:
@@ -53,6 +64,14 @@ async def migrate_with_entries(url: str) -> tuple[list[tuple], list[str], str]:
 
 async def test_sqlite_entries_kept_and_clustered(tmp_path: Path) -> None:
     rows, indexes, table_sql = await migrate_with_entries(f"sqlite+aiosqlite:///{tmp_path / 'timeline.db'}")
+
+    assert rows == ENTRIES
+    assert indexes == []
+    assert "WITHOUT ROWID" in table_sql
+
+
+async def test_sqlite_migration_reruns_after_interruption(tmp_path: Path) -> None:
+    rows, indexes, table_sql = await migrate_with_entries(f"sqlite+aiosqlite:///{tmp_path / 'timeline.db'}", interrupted_before=True)
 
     assert rows == ENTRIES
     assert indexes == []

@@ -21,23 +21,30 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("home_entries_by_status", table_name="home_entries")
-    op.drop_index("home_entries_by_author", table_name="home_entries")
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    op.create_table(
-        "home_entries_clustered",
-        sa.Column("owner_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("status_id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("author_id", sa.BigInteger, nullable=False),
-        sa.Column("reblog_of_id", sa.BigInteger, nullable=True),
-        sqlite_with_rowid=False,
-    )
-    op.execute(
-        "INSERT INTO home_entries_clustered (owner_id, status_id, author_id, reblog_of_id)"
-        " SELECT owner_id, status_id, author_id, reblog_of_id FROM home_entries"
-    )
-    op.drop_table("home_entries")
+    # Each step can run again: on SQLite a DDL statement outside the copy's transaction commits at
+    # once, so a run stopped midway (a crash, a full disk) leaves some steps done and the revision unchanged.
+    op.execute("DROP INDEX IF EXISTS home_entries_by_status")
+    op.execute("DROP INDEX IF EXISTS home_entries_by_author")
+    if op.get_bind().dialect.name == "sqlite":
+        _rebuild_without_rowid()
+
+
+def _rebuild_without_rowid() -> None:
+    if "home_entries" in sa.inspect(op.get_bind()).get_table_names():
+        op.execute("DROP TABLE IF EXISTS home_entries_clustered")  # a partial copy from a stopped run
+        op.create_table(
+            "home_entries_clustered",
+            sa.Column("owner_id", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("status_id", sa.BigInteger, primary_key=True, autoincrement=False),
+            sa.Column("author_id", sa.BigInteger, nullable=False),
+            sa.Column("reblog_of_id", sa.BigInteger, nullable=True),
+            sqlite_with_rowid=False,
+        )
+        op.execute(
+            "INSERT INTO home_entries_clustered (owner_id, status_id, author_id, reblog_of_id)"
+            " SELECT owner_id, status_id, author_id, reblog_of_id FROM home_entries ORDER BY owner_id, status_id"
+        )
+        op.drop_table("home_entries")
     op.rename_table("home_entries_clustered", "home_entries")
 
 
