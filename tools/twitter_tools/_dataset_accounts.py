@@ -45,11 +45,14 @@ async def resolve_accounts(
     register: bool,
     progress_event: str,
 ) -> dict[int, DatasetAccount]:
-    """Return every node's account, registering missing ones when ``register`` is true."""
+    """Return every node's account, registering missing ones when ``register`` is true.
+
+    Without ``register``, a node whose account does not exist (deleted, or never loaded) is left out.
+    """
     progress = Progress(progress_event, "accounts", len(nodes))
     password_slots = asyncio.Semaphore(PASSWORD_CALLS_IN_FLIGHT)
 
-    async def resolve(node: int) -> DatasetAccount:
+    async def resolve(node: int) -> DatasetAccount | None:
         login = credentials(node, seed=seed)
         account = await _resolve_one(client, app, login, tokens=tokens, register=register, password_slots=password_slots)
         progress.advance()
@@ -59,7 +62,7 @@ async def resolve_accounts(
         resolved = await asyncio.gather(*(resolve(node) for node in nodes))
     finally:
         tokens.save()
-    return {account.node: account for account in resolved}
+    return {account.node: account for account in resolved if account is not None}
 
 
 async def _resolve_one(
@@ -70,7 +73,7 @@ async def _resolve_one(
     tokens: TokenFile,
     register: bool,
     password_slots: asyncio.Semaphore,
-) -> DatasetAccount:
+) -> DatasetAccount | None:
     known = tokens.tokens.get(login.username)
     if known is not None:
         answer = await client.call("GET", "/api/v1/accounts/verify_credentials", token=known)
@@ -79,6 +82,8 @@ async def _resolve_one(
 
     # A look-up costs the server no password hash, so each account costs one hash, not two.
     exists = (await client.call("GET", "/api/v1/accounts/lookup", params={"acct": login.username})).status == 200
+    if not exists and not register:
+        return None
     created = False
     token = None
     async with password_slots:

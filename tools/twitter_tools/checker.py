@@ -78,9 +78,16 @@ class CheckReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     rounds: int = 0
     seconds: float = 0.0
+    # Usernames of sampled dataset accounts that do not exist: deleted, or not loaded yet.
+    not_found: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [mismatch.describe() for mismatch in self.mismatches]
+        if self.not_found:
+            lines.append(
+                f"{len(self.not_found)} dataset accounts not found, so not checked (deleted, or not loaded yet:"
+                f" run `twitter-system load`): {', '.join(self.not_found)}"
+            )
         lines.append(
             f"checked {self.checked} home timelines: {len(self.mismatches)} mismatches "
             f"({self.rounds} reads, {self.seconds:.1f} s)"
@@ -139,7 +146,6 @@ async def check(options: CheckOptions) -> CheckReport:
     followees = dataset.followees()
     checked_nodes = sample(dataset.nodes, size=options.sample_size, seed=options.sample_seed)
     read_nodes = sorted(set(checked_nodes).union(*(followees[node] for node in checked_nodes)))
-    report = CheckReport(checked=len(checked_nodes))
 
     async with client_session(concurrency=options.concurrency) as session:
         client = PublicClient(session, options.base_url, concurrency=options.concurrency)
@@ -148,18 +154,27 @@ async def check(options: CheckOptions) -> CheckReport:
         accounts = await resolve_accounts(
             client, app, checked_nodes, seed=options.password_seed, tokens=tokens, register=False, progress_event="check.progress"
         )
+        if not accounts:
+            raise ClientError("no account of the dataset was found: load the dataset first (`twitter-system load`)")
+        report = CheckReport(
+            checked=len(accounts),
+            not_found=[credentials(node, seed=options.password_seed).username for node in checked_nodes if node not in accounts],
+        )
         account_ids = {node: account.id for node, account in accounts.items()}
         others = [node for node in read_nodes if node not in account_ids]
         looked_up = await asyncio.gather(*(_look_up(client, node, options.password_seed) for node in others))
-        account_ids.update(zip(others, looked_up, strict=True))
+        account_ids.update((node, found) for node, found in zip(others, looked_up, strict=True) if found is not None)
 
-        pending = checked_nodes
+        pending = [node for node in checked_nodes if node in accounts]
         previous: dict[int, Mismatch] = {}
         deadline = time.monotonic() + options.settle_seconds
         while True:
             report.rounds += 1
             needed = sorted(set(pending).union(*(followees[node] for node in pending)))
-            newest = dict(zip(needed, await asyncio.gather(*(_newest_statuses(client, account_ids[n]) for n in needed)), strict=True))
+            # A followee whose account is gone has no statuses to expect.
+            readable = [node for node in needed if node in account_ids]
+            newest = {node: [] for node in needed}
+            newest.update(zip(readable, await asyncio.gather(*(_newest_statuses(client, account_ids[n]) for n in readable)), strict=True))
             homes = await asyncio.gather(*(_home(client, accounts[node].token) for node in pending))
             current: dict[int, Mismatch] = {}
             for node, actual in zip(pending, homes, strict=True):
@@ -195,11 +210,12 @@ async def _home(client: PublicClient, token: str) -> list[str]:
     return [status["id"] for status in statuses]
 
 
-async def _look_up(client: PublicClient, node: int, seed: str) -> str:
+async def _look_up(client: PublicClient, node: int, seed: str) -> str | None:
+    """Return the id of the node's account, or None when it does not exist."""
     username = credentials(node, seed=seed).username
     answer = await client.call("GET", "/api/v1/accounts/lookup", params={"acct": username})
     if answer.status == 404:
-        raise ClientError(f"account {username} not found: load the dataset first (`twitter-system load`)")
+        return None
     if answer.status != 200:
         raise UnexpectedAnswer("GET", "/api/v1/accounts/lookup", answer)
     return answer.body["id"]
