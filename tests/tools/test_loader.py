@@ -19,6 +19,7 @@ import pytest
 from tests.support.api import PublicApi
 from tests.support.system import RunningSystem, running_system
 from twitter_tools._dataset import SkipReason, credentials, default_data_dir, read_dataset
+from twitter_tools._public_client import ClientError
 from twitter_tools.checker import CheckOptions, check
 from twitter_tools.loader import LoadOptions, LoadSummary, load
 
@@ -173,7 +174,7 @@ async def _follow_a_stranger_who_posts(base_url: str, login) -> str:  # noqa: AN
 
 
 def test_checker_skips_deleted_account(first_load: LoadSummary, slice_options: LoadOptions, system: RunningSystem) -> None:
-    """Runs last: it deletes an account of the slice. The rest is still checked, and its followers expect none of its statuses."""
+    """Must run after the other tests of the slice, because it deletes one of its accounts. The rest is still checked, and its followers expect none of its statuses."""
     deleted = credentials(5).username
     removal = subprocess.run(
         [sys.executable, "-m", "twitter_tools.cli", "delete-account", deleted],
@@ -191,3 +192,12 @@ def test_checker_skips_deleted_account(first_load: LoadSummary, slice_options: L
     assert report.checked == SLICE_NODES - 1
     assert [mismatch.username for mismatch in report.mismatches] == [credentials(11).username]
     assert f"1 dataset accounts not found, so not checked (deleted, or not loaded yet: run `twitter-system load`): {deleted}" in report.lines()
+
+
+def test_checker_without_dataset_asks_for_load(tmp_path: Path) -> None:
+    with running_system(tmp_path, TWITTER_RATE_LIMIT_ENABLED="false") as empty:
+        options = CheckOptions(base_url=empty.base_url, node_limit=3, tokens_path=tmp_path / "tokens.json", settle_seconds=0)
+        with pytest.raises(ClientError) as stopped:
+            asyncio.run(check(options))
+
+    assert "load the dataset first" in str(stopped.value)
