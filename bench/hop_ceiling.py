@@ -2,11 +2,11 @@
 
 A home read goes client -> gateway -> timeline service (the page's ids) -> post
 service (the statuses) -> gateway -> client. This measures that pattern with no
-database, no token check and no rendering: three bare aiohttp processes on
-uvloop whose responses are fixed bytes shaped like the real ones (20 ids, 20 status
-records, a 20-status page of about 22 KB). Its rate against the baseline, measured
-in the same run, is the ceiling that the services' own work divides; the CPU per
-request of each process says what the hops alone cost.
+database, no token check and no rendering. Three bare aiohttp processes on uvloop
+return fixed bytes shaped like the real responses: 20 ids, 20 status records, and
+a 20-status page of about 22 KB. The pattern's rate against the baseline, measured
+in the same run, is the ceiling that the services' own work divides. The CPU per
+request of each process is what the hops alone cost.
 
 Run it from the repository root, on an otherwise quiet machine.
 """

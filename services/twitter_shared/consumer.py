@@ -32,10 +32,10 @@ LONG_POLL_MS = 4_000
 # The long poll's HTTP timeout is its wait plus this margin for the response itself.
 LONG_POLL_MARGIN_SECONDS = 5.0
 RETRY_CAP_SECONDS = 5.0
-# After a batch that emptied the source, wait this long before asking again, so that under a stream
-# of events each batch holds many. A home timeline fan-out dirties one database page per follower,
-# and a batch writes a page once however many of its posts reach that timeline. The delay adds at
-# most this much to the time until an event is applied.
+# After a batch that emptied the source, wait this long before polling again, so that under a stream
+# of events each batch contains many. A fan-out dirties one database page per follower, and a batch
+# writes each page once however many of its posts reach that timeline. The pause adds at most this
+# long to an event's wait before it is applied.
 GATHER_SECONDS = 0.1
 
 ApplyBatch = Callable[[AsyncConnection, list[Event]], Awaitable[None]]

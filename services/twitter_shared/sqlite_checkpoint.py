@@ -33,7 +33,7 @@ CHECKPOINT_BUSY_TIMEOUT_SECONDS = 0.25
 
 
 class WalCheckpointer:
-    """Starts a passive checkpoint of one database file after a commit, at most once per interval."""
+    """Background checkpoints of one database file: one at a time, started after a commit at most once per interval."""
 
     def __init__(self, path: str, *, interval_seconds: float = CHECKPOINT_INTERVAL_SECONDS) -> None:
         self.path = path

@@ -134,7 +134,7 @@ async def remove_follow(connection: AsyncConnection, *, follower_id: int, follow
 
 async def remove_account(connection: AsyncConnection, account_id: int) -> None:
     """Remove a deleted account's statuses from every timeline, its own timeline and its follows."""
-    # Before the mirror rows go: they say which timelines hold the account's statuses.
+    # This runs before the mirror rows are deleted, because they list the timelines that contain the account's statuses.
     await connection.execute(
         delete(home_entries).where(
             home_entries.c.owner_id.in_(_timelines_reached_by(account_id)), home_entries.c.author_id == account_id
