@@ -16,11 +16,11 @@ import random
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 import structlog
 
 from twitter_shared.errors import ServiceError, Unavailable, UpstreamError, error_for_status
+from twitter_shared.internal_http import ConnectionPool, TransportError
 from twitter_shared.web import REQUEST_ID_HEADER
 
 log = structlog.get_logger()
@@ -63,26 +63,24 @@ class CircuitBreaker:
 
 
 class InternalClient:
-    """Calls one internal service. Create it inside a running event loop and ``close()`` it."""
+    """Calls one internal service through a ``ConnectionPool``, which the creator of both closes."""
 
     def __init__(
         self,
         *,
         service: str,
-        base_url: str,
         token: str,
         timeout_seconds: float,
         retries: int,
         breaker: CircuitBreaker | None,
-        session: aiohttp.ClientSession,
+        pool: ConnectionPool,
     ) -> None:
         self.service = service
-        self.base_url = base_url.rstrip("/")
         self.token = token
-        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.timeout_seconds = timeout_seconds
         self.retries = retries
         self.breaker = breaker
-        self.session = session
+        self.pool = pool
 
     async def get(self, path: str, *, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> Any:
         return await self.request("GET", path, params=params)
@@ -109,8 +107,10 @@ class InternalClient:
             if self.breaker is not None and not self.breaker.allow():
                 raise Unavailable(f"The {self.service} service is unavailable, try again shortly")
             try:
-                result = await self._send(method, path, params=params, body=body, timeout_seconds=timeout_seconds)
-            except (aiohttp.ClientError, TimeoutError, _TransientFailure) as error:
+                result = await self._send(
+                    method, path, params=params, body=body, timeout_seconds=timeout_seconds, repeatable=may_retry
+                )
+            except (TransportError, TimeoutError, _TransientFailure) as error:
                 if self.breaker is not None and self.breaker.record_failure():
                     log.warning("client.breaker_opened", target=self.service, reset_seconds=self.breaker.reset_seconds)
                 # A timed-out call already spent the whole budget; retrying would multiply the wait.
@@ -136,6 +136,7 @@ class InternalClient:
         params: dict[str, Any] | list[tuple[str, Any]] | None,
         body: dict[str, Any] | None,
         timeout_seconds: float | None,
+        repeatable: bool,
     ) -> Any:
         headers = {SERVICE_TOKEN_HEADER: self.token}
         request_id = structlog.contextvars.get_contextvars().get("request_id")
@@ -145,23 +146,22 @@ class InternalClient:
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
-        timeout = aiohttp.ClientTimeout(total=timeout_seconds) if timeout_seconds else self.timeout
-        async with self.session.request(
-            method, self.base_url + path, params=params, data=data, headers=headers, timeout=timeout
-        ) as response:
-            raw = await response.read()
-            try:
-                payload = orjson.loads(raw) if raw else None
-            except orjson.JSONDecodeError as error:
-                raise UpstreamError(f"The {self.service} service returned an unreadable response") from error
-            if response.status == 503:
-                raise _TransientFailure(Unavailable(f"The {self.service} service is unavailable, try again shortly"))
-            if response.status >= 500:
-                raise _TransientFailure(UpstreamError(f"The {self.service} service failed"))
-            if response.status >= 400:
-                # A 4xx is a definite response about this request, so pass it on and never retry it.
-                raise error_for_status(response.status, payload)
-            return payload
+        async with asyncio.timeout(timeout_seconds or self.timeout_seconds):
+            response = await self.pool.request(
+                method, self.pool.target(path, params), headers=headers, body=data, repeatable=repeatable
+            )
+        try:
+            payload = orjson.loads(response.body) if response.body else None
+        except orjson.JSONDecodeError as error:
+            raise UpstreamError(f"The {self.service} service returned an unreadable response") from error
+        if response.status == 503:
+            raise _TransientFailure(Unavailable(f"The {self.service} service is unavailable, try again shortly"))
+        if response.status >= 500:
+            raise _TransientFailure(UpstreamError(f"The {self.service} service failed"))
+        if response.status >= 400:
+            # A 4xx is a definite response about this request, so pass it on and never retry it.
+            raise error_for_status(response.status, payload)
+        return payload
 
 
 class _TransientFailure(Exception):

@@ -14,7 +14,6 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import structlog
 from aiohttp import web
 from sqlalchemy import Table
@@ -24,6 +23,7 @@ from twitter_shared.client import SERVICE_TOKEN_HEADER, CircuitBreaker, Internal
 from twitter_shared.database import create_engine, dispose, ping
 from twitter_shared.errors import Unauthorized, Unavailable
 from twitter_shared.ids import IdGenerator, WorkerLease, keep_lease
+from twitter_shared.internal_http import ConnectionPool
 from twitter_shared.outbox import OutboxReader
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import EXIT_CODE, READINESS_CHECKS, build_app
@@ -162,26 +162,25 @@ def use_clients(app: web.Application, *, settings: Settings, targets: list[Servi
     """
 
     async def clients_context(app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=30)
-        session = aiohttp.ClientSession(connector=connector)
+        pools = {target: ConnectionPool(settings.service_url(target)) for target in targets}
         token = settings.service_token.get_secret_value() if settings.service_token else ""
 
         def make(target: ServiceName, *, with_breaker: bool) -> InternalClient:
             breaker = CircuitBreaker(failures_to_open=settings.breaker_failures, reset_seconds=settings.breaker_reset_seconds)
             return InternalClient(
                 service=str(target),
-                base_url=settings.service_url(target),
                 token=token,
                 timeout_seconds=settings.internal_timeout_seconds,
                 retries=settings.internal_retries,
                 breaker=breaker if with_breaker else None,
-                session=session,
+                pool=pools[target],
             )
 
         app[CLIENTS] = {target: make(target, with_breaker=True) for target in targets}
         app[BACKGROUND_CLIENTS] = {target: make(target, with_breaker=False) for target in targets}
         yield
-        await session.close()
+        for pool in pools.values():
+            await pool.close()
 
     app.cleanup_ctx.append(clients_context)
     for target in targets:

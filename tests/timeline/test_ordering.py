@@ -14,6 +14,7 @@ import pytest
 from tests.post.cluster import SERVICE_TOKEN, Cluster, new_database
 from twitter_shared.client import CircuitBreaker, InternalClient
 from twitter_shared.database import create_engine, dispose, transaction
+from twitter_shared.internal_http import ConnectionPool
 from twitter_shared.migrate import upgrade
 from twitter_shared.outbox import Event
 from twitter_shared.pagination import PageRequest
@@ -53,14 +54,14 @@ async def test_either_outbox_order_ends_right(cluster: Cluster, account_first: b
     url = await new_database(cluster.postgres, cluster.folder, f"{cluster.prefix}_order_{int(account_first)}")
     await upgrade(url, history="timeline")
     engine = create_engine(url)
+    pool = ConnectionPool(cluster.posts.base_url)
     posts = InternalClient(
         service="post",
-        base_url=cluster.posts.base_url,
         token=SERVICE_TOKEN,
         timeout_seconds=5,
         retries=0,
         breaker=CircuitBreaker(failures_to_open=5, reset_seconds=1),
-        session=cluster.session,
+        pool=pool,
     )
     handlers = TimelineEvents(posts=posts, cap=300)
     steps = [(handlers.apply_account_events, account_events), (handlers.apply_post_events, post_events)]
@@ -75,6 +76,7 @@ async def test_either_outbox_order_ends_right(cluster: Cluster, account_first: b
             for name, account_id in people.items()
         }
     finally:
+        await pool.close()
         await dispose(engine)
 
     assert homes == {

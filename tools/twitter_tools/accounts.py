@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-import aiohttp
 import structlog
 
 from twitter_shared.client import CircuitBreaker, InternalClient
 from twitter_shared.errors import NotFound, ServiceError
+from twitter_shared.internal_http import ConnectionPool
 from twitter_shared.logs import configure_logging
 from twitter_shared.settings import ServiceName, Settings
 
@@ -46,15 +46,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def delete_account(settings: Settings, account: str) -> str:
     """Delete the account given by id or username and return its id; raise ``NotFound`` if there is none."""
     token = settings.service_token.get_secret_value() if settings.service_token else ""
-    async with aiohttp.ClientSession() as session:
+    async with ConnectionPool(settings.service_url(ServiceName.ACCOUNT)) as pool:
         accounts = InternalClient(
             service=str(ServiceName.ACCOUNT),
-            base_url=settings.service_url(ServiceName.ACCOUNT),
             token=token,
             timeout_seconds=settings.internal_timeout_seconds,
             retries=settings.internal_retries,
             breaker=CircuitBreaker(failures_to_open=settings.breaker_failures, reset_seconds=settings.breaker_reset_seconds),
-            session=session,
+            pool=pool,
         )
         if account.isdigit():
             account_id = account

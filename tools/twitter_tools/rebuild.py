@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-import aiohttp
 import structlog
 
 from twitter_shared.client import CircuitBreaker, InternalClient
 from twitter_shared.database import create_engine, dispose
 from twitter_shared.errors import ServiceError
+from twitter_shared.internal_http import ConnectionPool
 from twitter_shared.logs import configure_logging
 from twitter_shared.settings import ServiceName, Settings
 from twitter_timeline.rebuild import RebuildFailed, RebuildReport, rebuild_timelines
@@ -61,18 +61,21 @@ async def rebuild_with_settings(settings: Settings, *, cap: int) -> RebuildRepor
     engine = create_engine(settings.database_url(ServiceName.TIMELINE))
     token = settings.service_token.get_secret_value() if settings.service_token else ""
     try:
-        async with aiohttp.ClientSession() as session:
+        async with (
+            ConnectionPool(settings.service_url(ServiceName.ACCOUNT)) as account_pool,
+            ConnectionPool(settings.service_url(ServiceName.POST)) as post_pool,
+        ):
+            pools = {ServiceName.ACCOUNT: account_pool, ServiceName.POST: post_pool}
             clients = {
                 target: InternalClient(
                     service=str(target),
-                    base_url=settings.service_url(target),
                     token=token,
                     timeout_seconds=REBUILD_CALL_TIMEOUT_SECONDS,
                     retries=settings.internal_retries,
                     breaker=CircuitBreaker(failures_to_open=settings.breaker_failures, reset_seconds=settings.breaker_reset_seconds),
-                    session=session,
+                    pool=pools[target],
                 )
-                for target in (ServiceName.ACCOUNT, ServiceName.POST)
+                for target in pools
             }
             return await rebuild_timelines(
                 engine=engine, accounts=clients[ServiceName.ACCOUNT], posts=clients[ServiceName.POST], cap=cap
