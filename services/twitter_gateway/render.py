@@ -23,6 +23,7 @@ RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 MAX_MEMO_ENTRIES = 20_000
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
 _STATUS_CONTENT: dict[tuple[str, ...], str] = {}
+_STATUS_FIXED_FIELDS: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
@@ -167,7 +168,10 @@ def status_entity(
     base_url: str,
     with_text: bool = False,
 ) -> dict[str, Any] | None:
-    """Render a status; None when its author (or its reblog's author) is gone, so callers can drop it."""
+    """Render a status; None when its author (or its reblog's author) is gone, so callers can drop it.
+
+    Each call returns new dicts and lists, except ``account``, which is the entry of ``accounts``.
+    """
     account = accounts.get(status["account_id"])
     if account is None:
         return None
@@ -176,8 +180,42 @@ def status_entity(
         reblog = status_entity(status["reblog"], accounts, base_url=base_url)
         if reblog is None:
             return None
-    url = f"{base_url}/@{account['username']}/{status['id']}"
+    fixed = _fixed_status_fields(status, account["username"], base_url=base_url, is_reblog=reblog is not None)
     entity = {
+        **fixed,
+        "replies_count": status.get("replies_count", 0),
+        "reblogs_count": status.get("reblogs_count", 0),
+        "favourites_count": status.get("favourites_count", 0),
+        "favourited": bool(status.get("favourited")),
+        "reblogged": bool(status.get("reblogged")),
+        "filtered": [],
+        "reblog": reblog,
+        "account": account,
+        "media_attachments": [],
+        "mentions": [dict(mention) for mention in fixed["mentions"]],
+        "tags": [],
+        "emojis": [],
+    }
+    if with_text:
+        entity["text"] = status.get("text", "")
+    return entity
+
+
+def _fixed_status_fields(status: dict[str, Any], username: str, *, base_url: str, is_reblog: bool) -> dict[str, Any]:
+    """Return the fields of a status's rendering that never change, in their order, with counts and flags unset.
+
+    Statuses are never edited here and usernames never change, but a deleted account's mentions
+    go. So a rendering is kept by id, text, username and mentions. Callers copy it before changing anything.
+    """
+    listed = status.get("mentions", [])
+    key = (base_url, status["id"], status.get("text", ""), username, is_reblog, *(m["id"] for m in listed))
+    fixed = _STATUS_FIXED_FIELDS.get(key)
+    if fixed is not None:
+        return fixed
+    if len(_STATUS_FIXED_FIELDS) >= MAX_MEMO_ENTRIES:
+        _STATUS_FIXED_FIELDS.clear()
+    url = f"{base_url}/@{username}/{status['id']}"
+    fixed = _STATUS_FIXED_FIELDS[key] = {
         "id": status["id"],
         "created_at": rfc3339(status["created_at"]),
         "in_reply_to_id": status.get("in_reply_to_id"),
@@ -186,35 +224,33 @@ def status_entity(
         "spoiler_text": status.get("spoiler_text") or "",
         "visibility": status.get("visibility") or "public",
         "language": status.get("language"),
-        "uri": f"{base_url}/users/{account['username']}/statuses/{status['id']}",
-        "url": None if reblog else url,
-        "replies_count": status.get("replies_count", 0),
-        "reblogs_count": status.get("reblogs_count", 0),
-        "favourites_count": status.get("favourites_count", 0),
+        "uri": f"{base_url}/users/{username}/statuses/{status['id']}",
+        "url": None if is_reblog else url,
+        "replies_count": 0,
+        "reblogs_count": 0,
+        "favourites_count": 0,
         "edited_at": status.get("edited_at"),
-        "favourited": bool(status.get("favourited")),
-        "reblogged": bool(status.get("reblogged")),
+        "favourited": False,
+        "reblogged": False,
         "muted": False,
         "bookmarked": False,
         "pinned": False,
-        "content": "" if reblog else status_content(status, base_url=base_url),
+        "content": "" if is_reblog else status_content(status, base_url=base_url),
         "filtered": [],
-        "reblog": reblog,
+        "reblog": None,
         "application": None,
-        "account": account,
+        "account": None,
         "media_attachments": [],
         "mentions": [
             {"id": m["id"], "username": m["username"], "acct": m["username"], "url": f"{base_url}/@{m['username']}"}
-            for m in status.get("mentions", [])
+            for m in listed
         ],
         "tags": [],
         "emojis": [],
         "card": None,
         "poll": None,
     }
-    if with_text:
-        entity["text"] = status.get("text", "")
-    return entity
+    return fixed
 
 
 def status_account_ids(statuses: list[dict[str, Any]]) -> set[str]:

@@ -1,8 +1,9 @@
 """The gateway's kept renderings of accounts and status content are never out of date, and stay bounded.
 
 ``account_entity`` keeps each account rendered without its post stats, keyed by
-the record, and ``status_content`` keeps each status's HTML, keyed by its id,
-text and mentions. Every test here first renders something so that it is kept,
+the record. ``status_content`` keeps each status's HTML, and ``status_entity`` the
+fields of a status that do not change, both keyed by its id, text and mentions.
+Every test here first renders something so that it is kept,
 then changes one input and checks the next rendering against one made with an
 empty memo, so a stale kept value would show.
 """
@@ -44,7 +45,16 @@ def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with empty memos and leaves the module's own memos as they were."""
     monkeypatch.setattr(render, "_ACCOUNTS_WITHOUT_STATS", {})
     monkeypatch.setattr(render, "_STATUS_CONTENT", {})
+    monkeypatch.setattr(render, "_STATUS_FIXED_FIELDS", {})
     yield
+
+
+def status_afresh(status: dict[str, Any], accounts: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Render ``status`` with empty status memos, as the first rendering ever would."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "_STATUS_CONTENT", {})
+        patch.setattr(render, "_STATUS_FIXED_FIELDS", {})
+        return status_entity(status, accounts, base_url=BASE)
 
 
 def rendered_afresh(account: dict[str, Any], stats: dict[str, Any] | None, **options: Any) -> dict[str, Any]:
@@ -208,6 +218,61 @@ class TestStatusContent:
         assert entity is not None
         assert entity["content"] == ""
         assert entity["reblog"]["content"] == status_content(STATUS, base_url=BASE)
+
+
+class TestStatusEntity:
+    """``status_entity`` with a memo of each status's fixed fields."""
+
+    def test_counts_and_flags_follow_the_record(self) -> None:
+        accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
+        status_entity(STATUS, accounts, base_url=BASE)
+        counted = {**STATUS, "replies_count": 2, "reblogs_count": 3, "favourites_count": 4, "favourited": True}
+
+        entity = status_entity(counted, accounts, base_url=BASE)
+
+        assert entity == status_afresh(counted, accounts)
+        assert entity is not None
+        assert (entity["replies_count"], entity["reblogs_count"], entity["favourites_count"]) == (2, 3, 4)
+        assert entity["favourited"] is True
+        assert entity["reblogged"] is False
+
+    def test_removed_mention_leaves_the_rendering(self) -> None:
+        accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
+        status_entity(STATUS, accounts, base_url=BASE)
+        unmentioned = {**STATUS, "mentions": []}
+
+        entity = status_entity(unmentioned, accounts, base_url=BASE)
+
+        assert entity == status_afresh(unmentioned, accounts)
+        assert entity is not None
+        assert entity["mentions"] == []
+        assert "mention" not in entity["content"]
+
+    def test_field_order_matches_a_fresh_rendering(self) -> None:
+        accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
+        status_entity(STATUS, accounts, base_url=BASE)
+
+        entity = status_entity(STATUS, accounts, base_url=BASE)
+        fresh = status_afresh(STATUS, accounts)
+
+        assert entity is not None and fresh is not None
+        assert list(entity) == list(fresh)
+        assert list(entity)[:3] == ["id", "created_at", "in_reply_to_id"]
+
+    def test_caller_changes_do_not_reach_the_memo(self) -> None:
+        accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
+        first = status_entity(STATUS, accounts, base_url=BASE)
+        assert first is not None
+        first["content"] = "changed"
+        first["mentions"][0]["username"] = "mallory"
+        first["tags"].append({"name": "x"})
+
+        second = status_entity(STATUS, accounts, base_url=BASE)
+
+        assert second == status_afresh(STATUS, accounts)
+        assert second is not None
+        assert second["mentions"][0]["username"] == "bob"
+        assert second["tags"] == []
 
 
 class TestMemoBound:
