@@ -11,7 +11,7 @@ import asyncio
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from twitter_shared.errors import Unavailable
-from twitter_shared.sqlite_inline import SqliteFile, configure_connection
+from twitter_shared.sqlite_inline import InlineConnection, SqliteFile, configure_connection
 
 # SQLSTATE classes of PostgreSQL errors that mean the server, not the statement, is at fault.
 POSTGRESQL_UNAVAILABLE_CLASSES = frozenset({"08", "57"})
@@ -80,30 +80,65 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 def _unavailable_on_connection_errors() -> Iterator[None]:
     try:
         yield
+    except Exception as error:
+        unavailable = _as_unavailable(error)
+        if unavailable is None:
+            raise
+        raise unavailable from error
+
+
+def _as_unavailable(error: BaseException) -> Unavailable | None:
+    """Return the ``Unavailable`` a connection-level failure becomes, None for any other error."""
     # The standard library's own errors come from statements handed straight to the driver (driver_query).
-    except (OperationalError, InterfaceError, sqlite3.OperationalError) as error:
-        raise Unavailable("The database is not available, try again shortly") from error
-    except DBAPIError as error:
+    if isinstance(error, (OperationalError, InterfaceError, sqlite3.OperationalError)):
+        return Unavailable("The database is not available, try again shortly")
+    if isinstance(error, DBAPIError):
         if error.connection_invalidated:
-            raise Unavailable("The database connection was lost, try again shortly") from error
+            return Unavailable("The database connection was lost, try again shortly")
         # While PostgreSQL starts or stops, it refuses connections with a class 57 code (57P03:
         # "the database system is starting up" or "is shutting down"); class 08 is a broken connection.
         if str(getattr(error.orig, "sqlstate", ""))[:2] in POSTGRESQL_UNAVAILABLE_CLASSES:
-            raise Unavailable("The database is not available, try again shortly") from error
-        raise
-    except (OSError, TimeoutError) as error:
-        raise Unavailable("The database is not reachable, try again shortly") from error
+            return Unavailable("The database is not available, try again shortly")
+        return None
+    if isinstance(error, (OSError, TimeoutError)):
+        return Unavailable("The database is not reachable, try again shortly")
+    return None
+
+
+def read_only(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """Open a connection for reads; same error policy as ``transaction``."""
+    sqlite_file = _SQLITE_FILES.get(engine)
+    if sqlite_file is not None:
+        return _SqliteRead(sqlite_file)  # type: ignore[return-value] - the statement methods of AsyncConnection
+    return _postgresql_read(engine)
+
+
+class _SqliteRead:
+    """A read block on a SQLite file. A class, not a generator: it runs twice on every home timeline read."""
+
+    __slots__ = ("sqlite_file", "inline")
+
+    def __init__(self, sqlite_file: SqliteFile) -> None:
+        self.sqlite_file = sqlite_file
+        self.inline: InlineConnection | None = None
+
+    async def __aenter__(self) -> InlineConnection:
+        with _unavailable_on_connection_errors():
+            self.inline = self.sqlite_file.begin_read()
+        return self.inline
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        assert self.inline is not None
+        with _unavailable_on_connection_errors():
+            self.sqlite_file.end_read(self.inline)
+        unavailable = _as_unavailable(error) if isinstance(error, Exception) else None
+        if unavailable is not None:
+            raise unavailable from error
 
 
 @asynccontextmanager
-async def read_only(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """Open a connection for reads; same error policy as ``transaction``."""
-    sqlite_file = _SQLITE_FILES.get(engine)
+async def _postgresql_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     with _unavailable_on_connection_errors():
-        if sqlite_file is not None:
-            async with sqlite_file.reading() as inline:
-                yield inline  # type: ignore[misc] - the statement methods of AsyncConnection
-            return
         # Without BEGIN and COMMIT: at PostgreSQL's READ COMMITTED each statement takes its own
         # snapshot anyway, and the two would add a round trip each.
         async with engine.connect() as connection:

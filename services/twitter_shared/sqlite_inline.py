@@ -48,28 +48,28 @@ SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
 FIRST_RETRY_SECONDS = 0.001
 MAX_RETRY_SECONDS = 0.05
+# Reader connections kept open between reads. More than this many reads at once is rare, because
+# a read block runs inline, and only a block that awaits something in between holds one longer.
+MAX_IDLE_READERS = 8
 
 
 class InlineConnection:
     """The statement methods of ``AsyncConnection`` over a synchronous connection, run inline."""
 
     def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+        self.connection = connection
         self.dialect = connection.dialect
-
-    @property
-    def driver(self) -> sqlite3.Connection:
-        """The standard library connection underneath, for ``twitter_shared.driver_query``."""
-        return self._connection.connection.driver_connection
+        # The standard library connection underneath, for ``twitter_shared.driver_query``.
+        self.driver: sqlite3.Connection = connection.connection.driver_connection
 
     async def execute(self, statement: Any, parameters: Any = None) -> Result[Any]:
-        return self._connection.execute(statement, parameters)
+        return self.connection.execute(statement, parameters)
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return self._connection.scalar(statement, parameters)
+        return self.connection.scalar(statement, parameters)
 
     async def scalars(self, statement: Any, parameters: Any = None) -> Any:
-        return self._connection.scalars(statement, parameters)
+        return self.connection.scalars(statement, parameters)
 
 
 class SqliteFile:
@@ -83,10 +83,13 @@ class SqliteFile:
         self.writer = sqlalchemy.create_engine(sync_url, connect_args=connect_args)
         event.listen(self.writer, "connect", functools.partial(configure_connection, pragmas=WRITER_PRAGMAS))
         self._write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._idle_readers: list[Connection] = []
         in_memory = url.database in (None, "", ":memory:")
         self.checkpointer = None if in_memory else WalCheckpointer(url.database)
 
     def dispose(self) -> None:
+        while self._idle_readers:
+            self._idle_readers.pop().close()
         self.reader.dispose()
         self.writer.dispose()
 
@@ -95,18 +98,37 @@ class SqliteFile:
         with self.reader.connect() as connection:
             return list(connection.scalars(statement))
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[InlineConnection]:
-        """Read from one snapshot: the reads of the block share one read transaction."""
-        with self.reader.connect() as connection:
-            inline = InlineConnection(connection)
-            # Without it, each statement would take and drop SQLite's read lock on its own. Sent to
-            # the driver directly: through SQLAlchemy the BEGIN and ROLLBACK cost ten times more.
+    def begin_read(self) -> InlineConnection:
+        """Begin a read transaction on a kept reader connection; ``end_read`` ends it.
+
+        The reads of the transaction share one snapshot, and SQLite's read lock is taken once
+        instead of once per statement. Connections are kept between reads because checking one
+        out of SQLAlchemy's pool and back cost more than a home timeline page's query.
+        """
+        connection = self._idle_readers.pop() if self._idle_readers else self.reader.connect()
+        inline = InlineConnection(connection)
+        try:
+            # Sent to the driver directly: through SQLAlchemy the BEGIN and ROLLBACK cost ten times more.
             inline.driver.execute("BEGIN")
-            try:
-                yield inline
-            finally:
+        except BaseException:
+            connection.close()
+            raise
+        return inline
+
+    def end_read(self, inline: InlineConnection) -> None:
+        connection = inline.connection
+        try:
+            if connection.in_transaction():
+                connection.rollback()  # a SQLAlchemy statement ran, so SQLAlchemy's transaction ends too
+            else:
                 inline.driver.rollback()
+        except BaseException:
+            connection.close()
+            raise
+        if len(self._idle_readers) < MAX_IDLE_READERS and not connection.invalidated:
+            self._idle_readers.append(connection)
+        else:
+            connection.close()
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[InlineConnection]:

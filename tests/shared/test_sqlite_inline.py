@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from twitter_shared import sqlite_inline
+from twitter_shared import database, sqlite_inline
 from twitter_shared.database import create_engine, dispose, read_only, transaction
 from twitter_shared.errors import Unavailable
 
@@ -156,3 +156,63 @@ async def test_back_to_back_writes_let_other_tasks_run(engine: AsyncEngine) -> N
 
     writes_at = [order.index(name) for name in ("a", "b", "c")]
     assert all(later - earlier > 1 for earlier, later in zip(writes_at, writes_at[1:])), order
+
+
+def kept_readers(engine: AsyncEngine) -> list:
+    return database._SQLITE_FILES[engine]._idle_readers
+
+
+async def test_reader_is_kept_and_sees_new_commits(engine: AsyncEngine) -> None:
+    async with read_only(engine) as connection:
+        first_driver = connection.driver
+    await add(engine, "later")
+
+    async with read_only(engine) as connection:
+        assert connection.driver is first_driver
+        assert list(await connection.scalars(text("SELECT name FROM items"))) == ["later"]
+    assert not first_driver.in_transaction
+
+
+async def test_failed_read_block_leaves_no_transaction(engine: AsyncEngine) -> None:
+    with pytest.raises(Unavailable):
+        async with read_only(engine) as connection:
+            connection.driver.execute("SELECT * FROM missing_table")
+    with pytest.raises(KeyError):
+        async with read_only(engine) as connection:
+            await connection.scalars(text("SELECT name FROM items"))
+            raise KeyError("the caller failed")
+
+    assert len(kept_readers(engine)) == 1
+    assert not kept_readers(engine)[0].connection.driver_connection.in_transaction
+    await add(engine, "after")
+    assert await names(engine) == ["after"]
+
+
+async def test_concurrent_reads_get_own_connections(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_inline, "MAX_IDLE_READERS", 2)
+    drivers = []
+    inside = asyncio.Event()
+
+    async def read() -> None:
+        async with read_only(engine) as connection:
+            drivers.append(connection.driver)
+            await inside.wait()
+
+    readers = [asyncio.create_task(read()) for _ in range(4)]
+    while len(drivers) < 4:
+        await asyncio.sleep(0)
+    inside.set()
+    await asyncio.gather(*readers)
+
+    assert len({id(driver) for driver in drivers}) == 4
+    assert len(kept_readers(engine)) == 2
+
+
+async def test_dispose_closes_kept_readers(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'kept.db'}")
+    async with read_only(engine) as connection:
+        driver = connection.driver
+    await dispose(engine)
+
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        driver.execute("SELECT 1")
