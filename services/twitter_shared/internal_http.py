@@ -239,7 +239,8 @@ class ConnectionPool:
     def target(self, path: str, params: dict | list | None) -> str:
         """Return the request target: the base path, ``path`` percent-encoded where needed, and the query."""
         target = self.path_prefix + quote(path, safe=PATH_SAFE)
-        return f"{target}?{urlencode(params)}" if params else target
+        # Commas stay as they are: they separate id lists, and quoting them took the slow path of quote().
+        return f"{target}?{urlencode(params, safe=',')}" if params else target
 
     async def request(
         self, method: str, target: str, *, headers: dict[str, str], body: bytes | None, repeatable: bool

@@ -36,6 +36,7 @@ NUL_MESSAGE = "Request contains a NUL character, which no field accepts"
 QUIET_ROUTES = frozenset({"/internal/events", "/healthz", "/readyz", "/metrics"})
 # In an app whose request lines go to debug, a request this slow or failing with a 5xx still logs at info.
 SLOW_REQUEST_SECONDS = 1.0
+MAX_KEPT_LABEL_SETS = 1000
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 SERVICE_NAME = web.AppKey("service_name", str)
@@ -57,6 +58,19 @@ class RequestMetrics:
         self.duration = Histogram(
             "http_request_duration_seconds", "Time to handle an HTTP request", ["method", "route"], registry=self.registry
         )
+        # ``labels()`` looks a child up under a lock on every call; these are the children already looked up.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.duration.labels(method, route))
+            # Clients choose the method, so keep the look-ups of a bounded number of label sets only.
+            if len(self._children) < MAX_KEPT_LABEL_SETS:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -95,8 +109,7 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
         elapsed = time.perf_counter() - started
         metrics = request.app.get(METRICS)
         if metrics is not None and route not in {"/metrics", "/healthz"}:
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.duration.labels(request.method, route).observe(elapsed)
+            metrics.observe(request.method, route, status, elapsed)
         quiet = request.app[QUIET_REQUEST_LOG] or route in QUIET_ROUTES
         log_line = log.debug if quiet and status < 500 and elapsed < SLOW_REQUEST_SECONDS else log.info
         log_line("request.finished", status=status, duration_ms=round(elapsed * 1000, 2), path=request.path)
@@ -105,8 +118,14 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-    """Turn every failure into a JSON error; only the unexpected ones are logged with a trace."""
+    """Turn every failure into a JSON error; only the unexpected ones are logged with a trace.
+
+    A NUL character in the path or query string is rejected here, before any handler sees it.
+    """
     try:
+        target = request.raw_path
+        if "%00" in target or "\x00" in target:
+            raise BadRequest(NUL_MESSAGE)
         return await handler(request)
     except ServiceError as error:
         return error_response(error)
@@ -160,7 +179,7 @@ def build_app(*, service: str, client_max_size: int = 1024 * 1024, quiet_request
     request, and their own lines carry the same request id.
     """
     app = web.Application(
-        middlewares=[request_context_middleware, error_middleware, reject_nul_middleware],
+        middlewares=[request_context_middleware, error_middleware],
         client_max_size=client_max_size,
     )
     app[SERVICE_NAME] = service
@@ -236,15 +255,6 @@ def _contains_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_contains_nul(item) for item in value)
     return False
-
-
-@web.middleware
-async def reject_nul_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
-    """Reject a NUL character in the path or query string before any handler sees it."""
-    target = request.raw_path.lower()
-    if "%00" in target or "\x00" in target:
-        raise BadRequest(NUL_MESSAGE)
-    return await handler(request)
 
 
 def collect_params(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
