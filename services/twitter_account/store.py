@@ -2,8 +2,8 @@
 
 Functions take the engine and the id generator explicitly and raise the
 project's errors (``NotFound``, ``ValidationFailed``...), never SQLAlchemy's.
-Follows and account deletions append their events to the outbox in the same
-transaction as the change.
+Follows, account deletions, profile edits and token revocations append their
+events to the outbox in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -202,9 +202,13 @@ async def revoke_token(engine: AsyncEngine, *, fields: dict[str, Any]) -> None:
             return
         if row.app_id != app.id:
             raise Forbidden("You are not authorized to revoke this token")
+        if row.revoked_at is not None:
+            return
         await connection.execute(
             update(access_tokens).where(access_tokens.c.id == row.id).values(revoked_at=_now())
         )
+        # Gateways drop the token from their caches on this event; the hash is what they key them by.
+        await append_event(connection, outbox, kind="token.revoked", payload={"token_sha256": row.token_hash})
 
 
 async def introspect(engine: AsyncEngine, *, token: str) -> dict[str, Any]:
@@ -334,7 +338,9 @@ async def ids_by_username(engine: AsyncEngine, usernames: list[str]) -> dict[str
 async def update_profile(engine: AsyncEngine, account_id: int, *, changes: dict[str, str]) -> dict[str, Any]:
     async with transaction(engine) as connection:
         if changes:
-            await connection.execute(update(accounts).where(accounts.c.id == account_id).values(**changes))
+            changed = await connection.execute(update(accounts).where(accounts.c.id == account_id).values(**changes))
+            if changed.rowcount:
+                await append_event(connection, outbox, kind="account.updated", payload={"account_id": str(account_id)})
     return await get_account(engine, account_id)
 
 

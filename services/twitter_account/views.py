@@ -30,6 +30,7 @@ async def authorize(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     await store.revoke_token(request.app[ENGINE], fields=await read_json_object(request))
+    request.app[OUTBOX_READER].notify()
     return json_response({})
 
 
@@ -74,7 +75,9 @@ async def ids_by_username(request: web.Request) -> web.Response:
 
 async def update_profile(request: web.Request) -> web.Response:
     changes = check_profile(await read_json_object(request))
-    return json_response(await store.update_profile(request.app[ENGINE], path_id(request), changes=changes))
+    account = await store.update_profile(request.app[ENGINE], path_id(request), changes=changes)
+    request.app[OUTBOX_READER].notify()
+    return json_response(account)
 
 
 async def delete_account(request: web.Request) -> web.Response:

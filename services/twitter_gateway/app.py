@@ -8,10 +8,13 @@ from outside.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from twitter_gateway.account_events import EVENT_COVERAGE, AccountEventFollower, EventCoverage
 from twitter_gateway.auth import TOKENS, TokenChecker, optional_viewer
 from twitter_gateway.hydrate import ACCOUNT_CACHE, AccountRecordCache
 from twitter_gateway.openapi import openapi_document
@@ -19,7 +22,7 @@ from twitter_gateway.ratelimit import API_LIMITER, REGISTRATION_LIMITER, Decisio
 from twitter_gateway.routes import add_routes
 from twitter_gateway.views_instance import INSTANCE_STATS, InstanceStats
 from twitter_shared.errors import RateLimited, ServiceError
-from twitter_shared.runtime import SETTINGS, client, use_clients
+from twitter_shared.runtime import SETTINGS, background_client, client, use_clients
 from twitter_shared.settings import ServiceName, Settings
 from twitter_shared.web import build_app, error_middleware, error_response
 
@@ -39,9 +42,11 @@ def create_app(settings: Settings) -> web.Application:
         limit=settings.registration_limit, period_seconds=settings.registration_period_seconds
     )
     app[INSTANCE_STATS] = InstanceStats()
-    app[ACCOUNT_CACHE] = AccountRecordCache(settings.account_cache_seconds)
+    app[EVENT_COVERAGE] = EventCoverage(seconds=settings.event_cache_seconds)
+    app[ACCOUNT_CACHE] = AccountRecordCache(settings.account_cache_seconds, coverage=app[EVENT_COVERAGE])
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST, ServiceName.TIMELINE])
     app.cleanup_ctx.append(_token_checker)
+    app.cleanup_ctx.append(_account_events)
     add_routes(app.router)
     app.router.add_get("/openapi.json", openapi_document)
     return app
@@ -49,9 +54,29 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _token_checker(app: web.Application) -> AsyncIterator[None]:
     app[TOKENS] = TokenChecker(
-        accounts=client(app, ServiceName.ACCOUNT), cache_seconds=app[SETTINGS].token_cache_seconds
+        accounts=client(app, ServiceName.ACCOUNT),
+        cache_seconds=app[SETTINGS].token_cache_seconds,
+        coverage=app[EVENT_COVERAGE],
     )
     yield
+
+
+async def _account_events(app: web.Application) -> AsyncIterator[None]:
+    """Follow the account events for as long as the app runs, unless ``event_cache_seconds`` is 0."""
+    if app[EVENT_COVERAGE].seconds <= 0:
+        yield
+        return
+    follower = AccountEventFollower(
+        accounts=background_client(app, ServiceName.ACCOUNT),
+        coverage=app[EVENT_COVERAGE],
+        tokens=app[TOKENS],
+        records=app[ACCOUNT_CACHE],
+    )
+    task = asyncio.create_task(follower.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @web.middleware

@@ -1,9 +1,9 @@
 """Access-token checks for the public API, with a short cache.
 
 The account service is the authority on tokens. The gateway checks each token with it
-once and trusts the result for ``token_cache_seconds``. A revocation made through this
-process drops the token at once; other gateway replicas stop trusting it within that
-time. Tokens are cached by their SHA-256, never in clear.
+once and trusts the result for a while. A revocation made through this process drops
+the token at once, and one made elsewhere reaches this process through the account
+events (``account_events``). Tokens are cached by their SHA-256, never in clear.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from twitter_gateway.account_events import EventCoverage
 from twitter_shared.client import InternalClient
 from twitter_shared.errors import Forbidden, Unauthorized
 
@@ -40,9 +41,17 @@ class Viewer:
 
 
 class TokenChecker:
-    def __init__(self, *, accounts: InternalClient, cache_seconds: float) -> None:
+    """Checks access tokens with the account service and keeps each result for a while.
+
+    A result stays ``cache_seconds``, or ``coverage.seconds`` while the account events are
+    followed (see ``account_events``), which drop a revoked token within moments.
+    """
+
+    def __init__(self, *, accounts: InternalClient, cache_seconds: float, coverage: EventCoverage | None = None) -> None:
         self.accounts = accounts
         self.cache_seconds = cache_seconds
+        self.coverage = coverage or EventCoverage(seconds=0)
+        # Results by token hash, each with the monotonic time it was stored.
         self._cache: dict[str, tuple[float, Viewer | None]] = {}
         # The number of forget calls so far. A check that began before a forget does not store its
         # result, because the account service may have replied before the revocation committed.
@@ -52,7 +61,7 @@ class TokenChecker:
         key = _cache_key(token)
         cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and self._fresh(cached[0], now):
             if cached[1] is None:
                 raise Unauthorized("The access token is invalid")
             return cached[1]
@@ -60,7 +69,8 @@ class TokenChecker:
         try:
             info = await self.accounts.post("/internal/tokens/introspect", body={"token": token}, idempotent=True)
         except Unauthorized:
-            self._remember(key, None, now)
+            if self._forgets == forgets_before:
+                self._remember(key, None, now)
             raise
         viewer = Viewer(
             account_id=int(info["account_id"]) if info["account_id"] else None,
@@ -73,17 +83,34 @@ class TokenChecker:
 
     def forget(self, token: str) -> None:
         """Stop trusting ``token`` in this process at once, as after a revocation made through it."""
+        self.forget_hash(_cache_key(token))
+
+    def forget_hash(self, token_sha256: str) -> None:
+        """Stop trusting the token with this SHA-256 (hex), as the account events name it."""
         self._forgets += 1
-        self._cache.pop(_cache_key(token), None)
+        self._cache.pop(token_sha256, None)
+
+    def forget_account(self, account_id: int) -> None:
+        """Stop trusting every token of a deleted account."""
+        self._forgets += 1
+        self._cache = {key: entry for key, entry in self._cache.items() if entry[1] is None or entry[1].account_id != account_id}
+
+    def clear(self) -> None:
+        self._forgets += 1
+        self._cache = {}
+
+    def _fresh(self, stored_at: float, now: float) -> bool:
+        age = now - stored_at
+        return age < self.cache_seconds or (age < self.coverage.seconds and self.coverage.covers(now))
 
     def _remember(self, key: str, viewer: Viewer | None, now: float) -> None:
         if self.cache_seconds <= 0:
             return
         if len(self._cache) >= CACHE_MAX_ENTRIES:
-            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            self._cache = {k: v for k, v in self._cache.items() if self._fresh(v[0], now)}
             if len(self._cache) >= CACHE_MAX_ENTRIES:
                 self._cache.clear()
-        self._cache[key] = (now + self.cache_seconds, viewer)
+        self._cache[key] = (now, viewer)
 
 
 def _cache_key(token: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from twitter_gateway.account_events import EventCoverage
 from twitter_gateway.render import account_entity, status_account_ids, status_entity
 from twitter_shared.errors import BadRequest, NotFound
 from twitter_shared.runtime import SETTINGS, client
@@ -25,27 +26,33 @@ ACCOUNT_CACHE_MAX_ENTRIES = 10_000
 
 
 class AccountRecordCache:
-    """Account service records by id, each kept at most ``seconds``: to the end of the window it was read in.
+    """Account service records by id, each kept to the end of the ``seconds`` window it was read in.
 
     The statuses a gateway renders embed their authors, mostly the same few hundred
     accounts. Reading them again for every page was a third of a home read's calls.
     The views that change an account (profile edit, follow, unfollow) ``forget`` it,
-    so this process shows the change at once.
+    so this process shows the change at once. While the account events are followed
+    (see ``account_events``), which forget changed records within moments, a record
+    stays up to ``coverage.seconds``.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, coverage: EventCoverage | None = None) -> None:
         self.seconds = seconds
-        self._records: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.coverage = coverage or EventCoverage(seconds=0)
+        # Records by id, each with the end of its window and the time it was stored (monotonic).
+        self._records: dict[str, tuple[float, float, dict[str, Any]]] = {}
         # The number of forget calls so far. Records read before a forget may predate the change, so they are not stored.
         self.forgets = 0
 
     def fresh(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
+        covered = self.coverage.covers(now)
+        oldest_covered = now - self.coverage.seconds
         found: dict[str, dict[str, Any]] = {}
         for account_id in account_ids:
             entry = self._records.get(account_id)
-            if entry is not None and entry[0] > now:
-                found[account_id] = entry[1]
+            if entry is not None and (entry[0] > now or (covered and entry[1] > oldest_covered)):
+                found[account_id] = entry[2]
         return found
 
     def store(self, accounts: list[dict[str, Any]], *, forgets_before: int) -> None:
@@ -56,14 +63,19 @@ class AccountRecordCache:
             self._records.clear()
         # Records read within one window of ``seconds`` expire together at its end. Each expiring on
         # its own left almost every page with one expired author, and so with one account call.
-        expires_at = (time.monotonic() // self.seconds + 1) * self.seconds
+        now = time.monotonic()
+        expires_at = (now // self.seconds + 1) * self.seconds
         for account in accounts:
-            self._records[account["id"]] = (expires_at, account)
+            self._records[account["id"]] = (expires_at, now, account)
 
     def forget(self, *account_ids: int | str) -> None:
         self.forgets += 1
         for account_id in account_ids:
             self._records.pop(str(account_id), None)
+
+    def clear(self) -> None:
+        self.forgets += 1
+        self._records.clear()
 
 
 ACCOUNT_CACHE = web.AppKey("account_cache", AccountRecordCache)

@@ -113,16 +113,27 @@ class Settings(BaseSettings):
         5.0,
         ge=0,
         description=(
-            "How long a gateway process trusts a checked access token. A token revoked through the same process"
-            " stops at once; this bounds the delay on other gateway replicas."
+            "How long a gateway process trusts a checked access token (0 turns the cache off). A token revoked"
+            " through the same process stops at once; this bounds the delay on other gateway replicas while"
+            " the gateway is not following the account events (see TWITTER_EVENT_CACHE_SECONDS)."
         ),
     )
     account_cache_seconds: float = Field(
         5.0,
         ge=0,
         description=(
-            "How long a gateway process reuses account records in the statuses it renders. Profile edits and"
-            " follows through the same process show at once; this bounds the delay on other gateway replicas."
+            "How long a gateway process reuses account records in the statuses it renders (0 turns the cache"
+            " off). Profile edits and follows through the same process show at once; this bounds the delay on"
+            " other gateway replicas while the gateway is not following the account events."
+        ),
+    )
+    event_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "How long a gateway process keeps checked tokens and account records while it follows the account"
+            " service's events, which drop changed entries within a second. 0 stops following, and the two"
+            " settings above alone bound the delay."
         ),
     )
 

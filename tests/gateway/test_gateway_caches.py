@@ -1,4 +1,8 @@
-"""The gateway's token and account caches: changes made through the gateway show at once, however long the caches."""
+"""The gateway's token and account caches: changes made through the gateway show at once, however long the caches.
+
+The gateway here does not follow the account events, so only its own forgets can explain
+a fresh response (``test_account_events`` covers the changes made elsewhere).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def backend() -> str:
 @pytest.fixture
 def stack_overrides() -> dict[str, object]:
     # Far longer than any test, so only an explicit forget can explain a fresh response.
-    return {"token_cache_seconds": 3600.0, "account_cache_seconds": 3600.0}
+    return {"token_cache_seconds": 3600.0, "account_cache_seconds": 3600.0, "event_cache_seconds": 0.0}
 
 
 async def test_revoked_token_stops_working_at_once(api: PublicApi) -> None:
