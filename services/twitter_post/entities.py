@@ -2,8 +2,8 @@
 
 The gateway turns ``S`` into Mastodon's Status; this module only gathers what it
 needs in a fixed number of queries per batch, whatever the batch size: the
-statuses, the originals of reblogs, their mentions and the viewer's favourites
-and reblogs.
+statuses' counts, the originals of reblogs, the fields of statuses not seen
+before, their mentions and the viewer's favourites and reblogs.
 The reads go straight to the driver (``twitter_shared.driver_query``): they run on
 every page a client reads.
 """
@@ -21,7 +21,7 @@ REBLOGGED = 2
 
 
 class StatusRow(NamedTuple):
-    """A row of STATUSES_BY_ID, in its column order."""
+    """A status's columns, in the order a new status is inserted with."""
 
     id: int
     account_id: int
@@ -39,7 +39,14 @@ class StatusRow(NamedTuple):
     favourites_count: int
 
 
-STATUSES_BY_ID = DriverQuery(f"SELECT {', '.join(StatusRow._fields)} FROM statuses WHERE id IN :ids", id_lists=("ids",))
+# What changes after a status is created: its counts. The rest is read once and kept (``_FIXED_FIELDS``).
+COUNTS_BY_ID = DriverQuery(
+    "SELECT id, reblog_of_id, replies_count, reblogs_count, favourites_count FROM statuses WHERE id IN :ids",
+    id_lists=("ids",),
+)
+FIXED_FIELDS = ("account_id", "text", "created_at", "in_reply_to_id", "in_reply_to_account_id", "visibility",
+                "spoiler_text", "sensitive", "language")
+FIXED_BY_ID = DriverQuery(f"SELECT id, {', '.join(FIXED_FIELDS)} FROM statuses WHERE id IN :ids", id_lists=("ids",))
 MENTIONS_OF = DriverQuery("SELECT status_id, account_id, username FROM mentions WHERE status_id IN :ids", id_lists=("ids",))
 # Both flags in one statement, tagged by FAVOURITED and REBLOGGED.
 VIEWER_FLAGS = DriverQuery(
@@ -47,31 +54,78 @@ VIEWER_FLAGS = DriverQuery(
     f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = :viewer_id AND reblog_of_id IN :ids",
     id_lists=("ids",),
 )
+# Statuses are never edited, so their fixed fields, as ``status_entity`` renders them, are kept by id.
+# Past this many the memo starts empty again, which bounds its memory (about 0.5 KB a status).
+MAX_KEPT_STATUSES = 50_000
+_FIXED_FIELDS: dict[int, dict[str, Any]] = {}
+
+
+class StatusCounts(NamedTuple):
+    """A row of COUNTS_BY_ID, in its column order."""
+
+    id: int
+    reblog_of_id: int | None
+    replies_count: int
+    reblogs_count: int
+    favourites_count: int
 
 
 def _id_or_none(value: int | None) -> str | None:
     return str(value) if value is not None else None
 
 
-async def load_rows(connection: Any, status_ids: list[int]) -> dict[int, StatusRow]:
+async def load_counts(connection: Any, status_ids: list[int]) -> dict[int, StatusCounts]:
     if not status_ids:
         return {}
-    rows = await fetch_rows(connection, STATUSES_BY_ID, ids=sorted(set(status_ids)))
-    return {row[0]: StatusRow._make(row) for row in rows}
+    rows = await fetch_rows(connection, COUNTS_BY_ID, ids=sorted(set(status_ids)))
+    return {row[0]: StatusCounts._make(row) for row in rows}
+
+
+async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Return the fixed fields of these statuses, reading only those not kept yet."""
+    found = {status_id: _FIXED_FIELDS[status_id] for status_id in status_ids if status_id in _FIXED_FIELDS}
+    missing = [status_id for status_id in status_ids if status_id not in found]
+    if not missing:
+        return found
+    if len(_FIXED_FIELDS) + len(missing) > MAX_KEPT_STATUSES:
+        _FIXED_FIELDS.clear()
+    for row in await fetch_rows(connection, FIXED_BY_ID, ids=missing):
+        found[row[0]] = _FIXED_FIELDS[row[0]] = _render_fixed_fields(row[0], dict(zip(FIXED_FIELDS, row[1:], strict=True)))
+    return found
+
+
+def _render_fixed_fields(status_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(status_id),
+        "account_id": str(values["account_id"]),
+        "text": values["text"],
+        "created_at": rfc3339(values["created_at"]),
+        "in_reply_to_id": _id_or_none(values["in_reply_to_id"]),
+        "in_reply_to_account_id": _id_or_none(values["in_reply_to_account_id"]),
+        "visibility": values["visibility"],
+        "spoiler_text": values["spoiler_text"],
+        "sensitive": bool(values["sensitive"]),
+        "language": values["language"],
+    }
 
 
 async def render(connection: Any, status_ids: list[int], *, viewer_id: int | None) -> dict[int, dict[str, Any]]:
-    """Return ``{id: S}`` for the ids that exist; reblogs carry their original under ``reblog``."""
-    rows = await load_rows(connection, status_ids)
-    missing_originals = [row.reblog_of_id for row in rows.values() if row.reblog_of_id and row.reblog_of_id not in rows]
-    rows.update(await load_rows(connection, missing_originals))
-    if not rows:
+    """Return ``{id: S}`` for the ids that exist; reblogs carry their original under ``reblog``.
+
+    Whether a status exists comes from the counts read in this snapshot, never from the memo,
+    so a deleted status is never rendered.
+    """
+    counts = await load_counts(connection, status_ids)
+    missing_originals = [row.reblog_of_id for row in counts.values() if row.reblog_of_id and row.reblog_of_id not in counts]
+    counts.update(await load_counts(connection, missing_originals))
+    if not counts:
         return {}
-    all_ids = list(rows)
+    all_ids = list(counts)
+    fixed = await load_fixed_fields(connection, all_ids)
 
     mentioned: dict[int, list[dict[str, str]]] = {}
     # Mentions are found in the text when a status is created, so a batch without an "@" has none.
-    with_at = [row.id for row in rows.values() if "@" in row.text]
+    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id]["text"]]
     for status_id, account_id, username in await fetch_rows(connection, MENTIONS_OF, ids=with_at) if with_at else ():
         mentioned.setdefault(status_id, []).append({"id": str(account_id), "username": username})
     for listed in mentioned.values():
@@ -84,19 +138,24 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
         for flag, status_id in await fetch_rows(connection, VIEWER_FLAGS, viewer_id=viewer_id, ids=all_ids):
             (favourited if flag == FAVOURITED else reblogged).add(status_id)
 
-    def entity(row: StatusRow) -> dict[str, Any]:
-        original = rows.get(row.reblog_of_id) if row.reblog_of_id else None
+    def entity(row: StatusCounts) -> dict[str, Any]:
+        original = counts.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
-        return status_entity(
-            row,
-            reblog=entity(original) if original is not None else None,
-            mentions=mentioned.get(row.id, []),
-            favourited=flag_id in favourited,
-            reblogged=flag_id in reblogged,
-        )
+        return {
+            **fixed[row.id],
+            "reblog_of_id": _id_or_none(row.reblog_of_id),
+            "reblog": entity(original) if original is not None else None,
+            "mentions": mentioned.get(row.id, []),
+            "replies_count": row.replies_count,
+            "reblogs_count": row.reblogs_count,
+            "favourites_count": row.favourites_count,
+            "favourited": flag_id in favourited,
+            "reblogged": flag_id in reblogged,
+            "edited_at": None,
+        }
 
-    return {row_id: entity(rows[row_id]) for row_id in status_ids if row_id in rows}
+    return {row_id: entity(counts[row_id]) for row_id in status_ids if row_id in counts and row_id in fixed}
 
 
 def mention_order(mention: dict[str, str]) -> str:
