@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +70,28 @@ def test_service_exits_non_zero_when_its_database_stays_lost(own_postgres: Postg
 
     assert exit_code == 3
     assert "database.lost" in logged_events(output)
+
+
+def test_served_process_freezes_its_startup_objects(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TWITTER_SERVICE_TOKEN": "token",
+        "TWITTER_PORT": str(port),
+        "TWITTER_DATA_DIR": str(tmp_path),
+        "TWITTER_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / "account.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([*serve_command("account"), "--migrate"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    frozen = [
+        json.loads(line) for line in log_path.read_text().splitlines() if '"serve.startup_objects_frozen"' in line
+    ]
+
+    assert len(frozen) == 1
+    assert frozen[0]["objects"] > 10_000

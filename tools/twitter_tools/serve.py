@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 
 import structlog
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             log.error("serve.migration_failed", error=str(error))
             return 1
     app = importlib.import_module(APP_FACTORIES[service]).create_app(settings)
+    app.on_startup.append(freeze_startup_objects)
     port = settings.listen_port(service)
     log.info("serve.starting", host=settings.host, port=port)
     try:
@@ -71,3 +73,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return exit_code
 
 
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Exempt the objects alive once the app has started from the cyclic garbage collector.
+
+    Full (generation 2) collections scanned every object made at start-up: modules,
+    SQLAlchemy's and pydantic's metadata, the app. Under load that meant a 40 to 60 ms
+    pause several times a minute in the gateway and the post service, which set the
+    99th percentile of home timeline reads. Frozen objects are still freed when their
+    reference count drops to zero, and later garbage is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("serve.startup_objects_frozen", objects=gc.get_freeze_count())
