@@ -39,7 +39,7 @@ class StatusRow(NamedTuple):
     favourites_count: int
 
 
-# What changes after a status is created: its counts. The rest is read once and kept (``_FIXED_FIELDS``).
+# Counts are the only columns that change after a status is created, so the rest is read once and kept (``_FIXED_FIELDS``).
 COUNTS_BY_ID = DriverQuery(
     "SELECT id, reblog_of_id, replies_count, reblogs_count, favourites_count FROM statuses WHERE id IN :ids",
     id_lists=("ids",),

@@ -120,7 +120,7 @@ async def request_context_middleware(request: web.Request, handler: Callable) ->
 async def error_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
     """Turn every failure into a JSON error; only the unexpected ones are logged with a trace.
 
-    A NUL character in the path or query string is rejected here, before any handler sees it.
+    A NUL character in the path or query string is rejected here, before any handler runs.
     """
     try:
         target = request.raw_path
