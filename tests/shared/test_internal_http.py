@@ -51,6 +51,19 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     return head
 
 
+def replying_to_each_request(*parts: bytes) -> Script:
+    """A server that writes ``parts`` in turn, each flushed on its own, for every request on a connection."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            for part in parts:
+                writer.write(part)
+                await writer.drain()
+
+    return script
+
+
 async def with_raw_server(script: Script, test: Callable[[ConnectionPool, RawServer], object]) -> None:
     server = RawServer(script)
     url = await server.start()
@@ -149,13 +162,10 @@ async def test_head_and_204_have_no_body(echo_server: tuple[TestServer, list[str
 
 
 async def test_chunk_extensions_and_trailers_are_read() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;note=x\r\n[1,\r\n")
-            await writer.drain()
-            writer.write(b"2\r\n2]\r\n0\r\nX-Checksum: 1\r\n\r\n")
-            await writer.drain()
+    script = replying_to_each_request(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;note=x\r\n[1,\r\n",
+        b"2\r\n2]\r\n0\r\nX-Checksum: 1\r\n\r\n",
+    )
 
     async def test(pool: ConnectionPool, server: RawServer) -> None:
         assert await get_json(pool, "/a") == (200, b"[1,2]")
@@ -183,11 +193,7 @@ async def test_close_delimited_body_is_read_to_the_end() -> None:
 
 
 async def test_connection_close_header_is_honoured() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-            await writer.drain()
+    script = replying_to_each_request(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
 
     async def test(pool: ConnectionPool, server: RawServer) -> None:
         assert await get_json(pool, "/a") == (200, b"{}")
@@ -255,11 +261,7 @@ async def test_broken_response_is_a_transport_error(reply: bytes, message: str) 
 
 
 async def test_extra_bytes_after_response_drop_the_connection() -> None:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk")
-            await writer.drain()
+    script = replying_to_each_request(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk")
 
     async def test(pool: ConnectionPool, server: RawServer) -> None:
         assert await get_json(pool, "/a") == (200, b"{}")
