@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})(?:@[A-Za-z0-9.-]+)?")
@@ -22,8 +22,7 @@ RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 # this many entries a memo starts empty again, which bounds its memory.
 MAX_MEMO_ENTRIES = 20_000
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
-_STATUS_CONTENT: dict[tuple[str, ...], str] = {}
-_STATUS_FIXED_FIELDS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_KEPT_STATUSES: dict[tuple[str, str, bool], _KeptStatus] = {}
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
@@ -149,16 +148,23 @@ def _account_without_stats(account: dict[str, Any], *, base_url: str, with_sourc
 
 
 def status_content(status: dict[str, Any], *, base_url: str) -> str:
-    """Return the HTML of a status's text; statuses are never edited, so it is rendered once per status."""
-    listed = status.get("mentions", [])
-    key = (base_url, status["id"], status.get("text", ""), *(m["id"] for m in listed))
-    content = _STATUS_CONTENT.get(key)
-    if content is None:
-        if len(_STATUS_CONTENT) >= MAX_MEMO_ENTRIES:
-            _STATUS_CONTENT.clear()
-        mentions = {m["username"].lower(): m["id"] for m in listed}
-        content = _STATUS_CONTENT[key] = text_to_html(status.get("text", ""), base_url=base_url, mentions=mentions)
-    return content
+    """Render the HTML of a status's text, with links for its URLs and its mentions."""
+    mentions = {m["username"].lower(): m["id"] for m in status.get("mentions", [])}
+    return text_to_html(status.get("text", ""), base_url=base_url, mentions=mentions)
+
+
+class _KeptStatus(NamedTuple):
+    """The unchanging inputs of a status's rendering, and the strings made from them."""
+
+    text: str
+    username: str
+    mention_ids: tuple[str, ...]
+    created_at: str | None
+    uri: str
+    url: str | None
+    content: str
+    # Each mention as (id, username, profile URL).
+    mentions: tuple[tuple[str, str, str], ...]
 
 
 def status_entity(
@@ -180,77 +186,70 @@ def status_entity(
         reblog = status_entity(status["reblog"], accounts, base_url=base_url)
         if reblog is None:
             return None
-    fixed = _fixed_status_fields(status, account["username"], base_url=base_url, is_reblog=reblog is not None)
+    kept = _kept_status(status, account["username"], base_url=base_url, is_reblog=reblog is not None)
     entity = {
-        **fixed,
-        "replies_count": status.get("replies_count", 0),
-        "reblogs_count": status.get("reblogs_count", 0),
-        "favourites_count": status.get("favourites_count", 0),
-        "favourited": bool(status.get("favourited")),
-        "reblogged": bool(status.get("reblogged")),
-        "filtered": [],
-        "reblog": reblog,
-        "account": account,
-        "media_attachments": [],
-        "mentions": [dict(mention) for mention in fixed["mentions"]],
-        "tags": [],
-        "emojis": [],
-    }
-    if with_text:
-        entity["text"] = status.get("text", "")
-    return entity
-
-
-def _fixed_status_fields(status: dict[str, Any], username: str, *, base_url: str, is_reblog: bool) -> dict[str, Any]:
-    """Return the fields of a status's rendering that never change, in their order, with counts and flags unset.
-
-    Statuses are never edited here and usernames never change, but a deleted account's mentions
-    go. So a rendering is kept by id, text, username and mentions. Callers copy it before changing anything.
-    """
-    listed = status.get("mentions", [])
-    key = (base_url, status["id"], status.get("text", ""), username, is_reblog, *(m["id"] for m in listed))
-    fixed = _STATUS_FIXED_FIELDS.get(key)
-    if fixed is not None:
-        return fixed
-    if len(_STATUS_FIXED_FIELDS) >= MAX_MEMO_ENTRIES:
-        _STATUS_FIXED_FIELDS.clear()
-    url = f"{base_url}/@{username}/{status['id']}"
-    fixed = _STATUS_FIXED_FIELDS[key] = {
         "id": status["id"],
-        "created_at": rfc3339(status["created_at"]),
+        "created_at": kept.created_at,
         "in_reply_to_id": status.get("in_reply_to_id"),
         "in_reply_to_account_id": status.get("in_reply_to_account_id"),
         "sensitive": bool(status.get("sensitive")),
         "spoiler_text": status.get("spoiler_text") or "",
         "visibility": status.get("visibility") or "public",
         "language": status.get("language"),
-        "uri": f"{base_url}/users/{username}/statuses/{status['id']}",
-        "url": None if is_reblog else url,
-        "replies_count": 0,
-        "reblogs_count": 0,
-        "favourites_count": 0,
+        "uri": kept.uri,
+        "url": kept.url,
+        "replies_count": status.get("replies_count", 0),
+        "reblogs_count": status.get("reblogs_count", 0),
+        "favourites_count": status.get("favourites_count", 0),
         "edited_at": status.get("edited_at"),
-        "favourited": False,
-        "reblogged": False,
+        "favourited": bool(status.get("favourited")),
+        "reblogged": bool(status.get("reblogged")),
         "muted": False,
         "bookmarked": False,
         "pinned": False,
-        "content": "" if is_reblog else status_content(status, base_url=base_url),
+        "content": kept.content,
         "filtered": [],
-        "reblog": None,
+        "reblog": reblog,
         "application": None,
-        "account": None,
+        "account": account,
         "media_attachments": [],
-        "mentions": [
-            {"id": m["id"], "username": m["username"], "acct": m["username"], "url": f"{base_url}/@{m['username']}"}
-            for m in listed
-        ],
+        "mentions": [{"id": id_, "username": name, "acct": name, "url": url} for id_, name, url in kept.mentions],
         "tags": [],
         "emojis": [],
         "card": None,
         "poll": None,
     }
-    return fixed
+    if with_text:
+        entity["text"] = status.get("text", "")
+    return entity
+
+
+def _kept_status(status: dict[str, Any], username: str, *, base_url: str, is_reblog: bool) -> _KeptStatus:
+    """Return the strings of a status's rendering, made once per status.
+
+    Statuses are never edited here and usernames never change, but a deleted account's
+    mentions go. So a kept entry is used only while its text, username and mentions match.
+    """
+    key = (base_url, status["id"], is_reblog)
+    text = status.get("text", "")
+    listed = status.get("mentions", [])
+    mention_ids = tuple(m["id"] for m in listed)
+    kept = _KEPT_STATUSES.get(key)
+    if kept is not None and kept.text == text and kept.username == username and kept.mention_ids == mention_ids:
+        return kept
+    if len(_KEPT_STATUSES) >= MAX_MEMO_ENTRIES:
+        _KEPT_STATUSES.clear()
+    kept = _KEPT_STATUSES[key] = _KeptStatus(
+        text=text,
+        username=username,
+        mention_ids=mention_ids,
+        created_at=rfc3339(status["created_at"]),
+        uri=f"{base_url}/users/{username}/statuses/{status['id']}",
+        url=None if is_reblog else f"{base_url}/@{username}/{status['id']}",
+        content="" if is_reblog else status_content(status, base_url=base_url),
+        mentions=tuple((m["id"], m["username"], f"{base_url}/@{m['username']}") for m in listed),
+    )
+    return kept
 
 
 def status_account_ids(statuses: list[dict[str, Any]]) -> set[str]:

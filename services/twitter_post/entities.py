@@ -54,10 +54,11 @@ VIEWER_FLAGS = DriverQuery(
     f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = :viewer_id AND reblog_of_id IN :ids",
     id_lists=("ids",),
 )
-# Statuses are never edited, so their fixed fields, as ``status_entity`` renders them, are kept by id.
-# Past this many the memo starts empty again, which bounds its memory (about 0.5 KB a status).
-MAX_KEPT_STATUSES = 50_000
-_FIXED_FIELDS: dict[int, dict[str, Any]] = {}
+# Statuses are never edited, so their fixed fields, rendered as in ``S``, are kept by id. Past this
+# many the memo starts empty again, which bounds its memory: about 0.5 KB a status, most of it text
+# (sys.getsizeof over 2,000 statuses of the dataset).
+MAX_KEPT_STATUSES = 20_000
+_FIXED_FIELDS: dict[int, tuple[Any, ...]] = {}
 
 
 class StatusCounts(NamedTuple):
@@ -81,8 +82,8 @@ async def load_counts(connection: Any, status_ids: list[int]) -> dict[int, Statu
     return {row[0]: StatusCounts._make(row) for row in rows}
 
 
-async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Return the fixed fields of these statuses, reading only those not kept yet."""
+async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+    """Return the fixed fields of these statuses, in ``FIXED_FIELDS`` order, reading only those not kept yet."""
     found = {status_id: _FIXED_FIELDS[status_id] for status_id in status_ids if status_id in _FIXED_FIELDS}
     missing = [status_id for status_id in status_ids if status_id not in found]
     if not missing:
@@ -90,23 +91,32 @@ async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int,
     if len(_FIXED_FIELDS) + len(missing) > MAX_KEPT_STATUSES:
         _FIXED_FIELDS.clear()
     for row in await fetch_rows(connection, FIXED_BY_ID, ids=missing):
-        found[row[0]] = _FIXED_FIELDS[row[0]] = _render_fixed_fields(row[0], dict(zip(FIXED_FIELDS, row[1:], strict=True)))
+        found[row[0]] = _FIXED_FIELDS[row[0]] = _render_fixed_fields(*row[1:])
     return found
 
 
-def _render_fixed_fields(status_id: int, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(status_id),
-        "account_id": str(values["account_id"]),
-        "text": values["text"],
-        "created_at": rfc3339(values["created_at"]),
-        "in_reply_to_id": _id_or_none(values["in_reply_to_id"]),
-        "in_reply_to_account_id": _id_or_none(values["in_reply_to_account_id"]),
-        "visibility": values["visibility"],
-        "spoiler_text": values["spoiler_text"],
-        "sensitive": bool(values["sensitive"]),
-        "language": values["language"],
-    }
+def _render_fixed_fields(
+    account_id: int,
+    text: str,
+    created_at: Any,
+    in_reply_to_id: int | None,
+    in_reply_to_account_id: int | None,
+    visibility: str,
+    spoiler_text: str,
+    sensitive: Any,
+    language: str | None,
+) -> tuple[Any, ...]:
+    return (
+        str(account_id),
+        text,
+        rfc3339(created_at),
+        _id_or_none(in_reply_to_id),
+        _id_or_none(in_reply_to_account_id),
+        visibility,
+        spoiler_text,
+        bool(sensitive),
+        language,
+    )
 
 
 async def render(connection: Any, status_ids: list[int], *, viewer_id: int | None) -> dict[int, dict[str, Any]]:
@@ -125,7 +135,7 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
 
     mentioned: dict[int, list[dict[str, str]]] = {}
     # Mentions are found in the text when a status is created, so a batch without an "@" has none.
-    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id]["text"]]
+    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id][1]]
     for status_id, account_id, username in await fetch_rows(connection, MENTIONS_OF, ids=with_at) if with_at else ():
         mentioned.setdefault(status_id, []).append({"id": str(account_id), "username": username})
     for listed in mentioned.values():
@@ -142,8 +152,20 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
         original = counts.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
+        account_id, text, created_at, in_reply_to_id, in_reply_to_account_id, visibility, spoiler, sensitive, language = (
+            fixed[row.id]
+        )
         return {
-            **fixed[row.id],
+            "id": str(row.id),
+            "account_id": account_id,
+            "text": text,
+            "created_at": created_at,
+            "in_reply_to_id": in_reply_to_id,
+            "in_reply_to_account_id": in_reply_to_account_id,
+            "visibility": visibility,
+            "spoiler_text": spoiler,
+            "sensitive": sensitive,
+            "language": language,
             "reblog_of_id": _id_or_none(row.reblog_of_id),
             "reblog": entity(original) if original is not None else None,
             "mentions": mentioned.get(row.id, []),

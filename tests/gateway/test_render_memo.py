@@ -1,8 +1,8 @@
 """The gateway's kept renderings of accounts and status content are never out of date, and stay bounded.
 
 ``account_entity`` keeps each account rendered without its post stats, keyed by
-the record. ``status_content`` keeps each status's HTML, and ``status_entity`` the
-fields of a status that do not change, both keyed by its id, text and mentions.
+the record. ``status_entity`` keeps the strings made from a status's unchanging
+fields (its HTML content, URLs and time), used while its text, author and mentions match.
 Every test here first renders something so that it is kept,
 then changes one input and checks the next rendering against one made with an
 empty memo, so a stale kept value would show.
@@ -44,16 +44,14 @@ STATUS: dict[str, Any] = {
 def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with empty memos and leaves the module's own memos as they were."""
     monkeypatch.setattr(render, "_ACCOUNTS_WITHOUT_STATS", {})
-    monkeypatch.setattr(render, "_STATUS_CONTENT", {})
-    monkeypatch.setattr(render, "_STATUS_FIXED_FIELDS", {})
+    monkeypatch.setattr(render, "_KEPT_STATUSES", {})
     yield
 
 
 def status_afresh(status: dict[str, Any], accounts: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """Render ``status`` with empty status memos, as the first rendering ever would."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(render, "_STATUS_CONTENT", {})
-        patch.setattr(render, "_STATUS_FIXED_FIELDS", {})
+        patch.setattr(render, "_KEPT_STATUSES", {})
         return status_entity(status, accounts, base_url=BASE)
 
 
@@ -291,11 +289,14 @@ class TestMemoBound:
 
     def test_status_memo_empties_at_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(render, "MAX_MEMO_ENTRIES", 3)
+        accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
         sizes = []
         for n in range(7):
             status = {**STATUS, "id": str(200 + n), "text": f"status {n}", "mentions": []}
-            assert status_content(status, base_url=BASE) == f"<p>status {n}</p>"
-            sizes.append(len(render._STATUS_CONTENT))
+            entity = status_entity(status, accounts, base_url=BASE)
+            assert entity is not None
+            assert entity["content"] == f"<p>status {n}</p>"
+            sizes.append(len(render._KEPT_STATUSES))
 
         assert sizes == [1, 2, 3, 1, 2, 3, 1]
 
