@@ -39,7 +39,8 @@ EVENTS_PER_READ = 500
 # Above any outbox position: a read after it returns only the outbox head, no events.
 BEYOND_ANY_POSITION = 1 << 62
 FIRST_RETRY_SECONDS = 0.5
-MAX_RETRY_SECONDS = 10.0
+# Short, because the caches keep only their short lifetimes until the follower is back.
+MAX_RETRY_SECONDS = 2.0
 
 
 class EventCoverage:
@@ -76,11 +77,14 @@ class AccountEventFollower:
                 position = await self._read_once(position)
                 delay = FIRST_RETRY_SECONDS
             except ServiceError as error:
+                # Events may be committed while this follower cannot read them (the account service
+                # restarting, say), so the caches fall back to their short lifetimes at once.
+                self.coverage.caught_up_at = -math.inf
                 log.warning(
                     "account_events.read_failed",
                     error=error.message,
                     position=position,
-                    action=f"caches keep their short lifetimes; retrying in {delay:.1f} s",
+                    action=f"caches keep their short lifetimes until caught up; retrying in {delay:.1f} s",
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_SECONDS)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Larger than any status line and headers our services send, so a longer head means a foreign peer.
@@ -212,6 +212,20 @@ class _Connection(asyncio.Protocol):
                 waiter.set_exception(TransportError("The connection closed before the response was complete"))
 
 
+def check_service_url(base_url: str) -> SplitResult:
+    """Return the parts of a service's base URL; raise ``ValueError`` saying what is wrong with it."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"service URL {base_url!r} must be an absolute http:// or https:// URL, such as http://post:8082")
+    if parts.query or parts.fragment:
+        raise ValueError(f"service URL {base_url!r} must not have a query or fragment")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as error:
+        raise ValueError(f"service URL {base_url!r} has an invalid port: use a number from 1 to 65535") from error
+    return parts
+
+
 class ConnectionPool:
     """Keep-alive connections to one base URL, at most ``max_connections`` open at once.
 
@@ -220,12 +234,8 @@ class ConnectionPool:
     """
 
     def __init__(self, base_url: str, *, max_connections: int = 100) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"Service URL {base_url!r} must be an absolute http:// or https:// URL")
-        if parts.query or parts.fragment:
-            raise ValueError(f"Service URL {base_url!r} must not have a query or fragment")
-        self.host = parts.hostname
+        parts = check_service_url(base_url)
+        self.host = parts.hostname or ""
         self.port = parts.port or DEFAULT_PORTS[parts.scheme]
         self.path_prefix = parts.path.rstrip("/")
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None

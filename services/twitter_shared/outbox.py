@@ -30,6 +30,8 @@ from twitter_shared.errors import BadRequest
 OUTBOX_LOCK_KEY = 7_411_001
 MAX_EVENTS_PER_READ = 1000
 MAX_WAIT_SECONDS = 30.0
+# The largest value a position column (a 64-bit integer) can hold; a larger ``after`` cannot be compared.
+MAX_POSITION = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class OutboxReader:
     async def handle(self, request: web.Request) -> web.Response:
         from twitter_shared.web import json_response  # noqa: PLC0415 - web imports nothing from here, keep it so
 
-        after = _int_param(request, "after", default=0, low=0)
+        after = _int_param(request, "after", default=0, low=0, high=MAX_POSITION)
         limit = _int_param(request, "limit", default=500, low=1, high=MAX_EVENTS_PER_READ)
         wait = min(float(_int_param(request, "wait_ms", default=0, low=0)) / 1000, MAX_WAIT_SECONDS)
         deadline = time.monotonic() + wait

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from twitter_shared.internal_http import check_service_url
+
 # Embedded mode keeps everything under var/ in the working directory.
 DEFAULT_DATA_DIR = Path("var")
 
@@ -178,6 +180,12 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"public_url {value!r} must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @field_validator("account_url", "post_url", "timeline_url")
+    @classmethod
+    def _service_url(cls, value: str) -> str:
+        check_service_url(value)
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -182,3 +182,23 @@ async def test_zero_seconds_covers_nothing(clock: Clock) -> None:
     coverage.caught_up_at = clock.now
 
     assert not coverage.covers(clock.now)
+
+
+async def test_failed_read_ends_coverage_at_once(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(account_events, "FIRST_RETRY_SECONDS", 0.001)
+    follower, stub, tokens, _ = follower_with_caches()
+    await follower._read_once(0)
+    await tokens.check("token")
+    assert follower.coverage.covers(clock.now)
+    clock.now += 6  # past the short lifetime, within the confirmation window
+    stub.failures = 1
+
+    task = asyncio.create_task(follower.run())
+    while stub.failures:
+        await asyncio.sleep(0.001)
+    covered_after_failure = follower.coverage.covers(clock.now)
+    task.cancel()
+    await tokens.check("token")
+
+    assert not covered_after_failure
+    assert stub.introspections == 2

@@ -95,3 +95,18 @@ async def wait_until_blocked_by(engine, blocker_pid: int) -> None:  # noqa: ANN0
         if waiting:
             return
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"after": "99999999999999999999999"}, "after must be between 0 and 9223372036854775807"),
+        ({"after": "-1"}, "after must be between 0"),
+        ({"after": "x"}, "after must be an integer"),
+        ({"limit": "0"}, "limit must be between 1"),
+    ],
+)
+async def test_events_reject_invalid_parameters(cluster: Cluster, params: dict[str, str], message: str) -> None:
+    for service in (cluster.posts, cluster.accounts):
+        answer = await service.get("/internal/events", params=params, expect=400)
+        assert message in answer["error"]

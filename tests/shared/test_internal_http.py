@@ -9,8 +9,10 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import ValidationError
 
 from twitter_shared.internal_http import ConnectionPool, TransportError
+from twitter_shared.settings import Settings
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], "asyncio.Future[None] | object"]
 
@@ -336,7 +338,25 @@ async def test_line_break_in_header_is_rejected() -> None:
             await pool.request("GET", "/a", headers={"X-Request-ID": "a\r\nX-Evil: 1"}, body=None, repeatable=True)
 
 
-@pytest.mark.parametrize("url", ["127.0.0.1:8081", "ftp://host", "http://", "http://host/?a=1", "http://host/#top"])
-async def test_invalid_base_url_is_rejected(url: str) -> None:
-    with pytest.raises(ValueError, match="Service URL"):
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("127.0.0.1:8081", "must be an absolute http"),
+        ("post:8082", "must be an absolute http"),
+        ("ftp://host", "must be an absolute http"),
+        ("http://", "must be an absolute http"),
+        ("http://host/?a=1", "must not have a query"),
+        ("http://host/#top", "must not have a query"),
+        ("http://host:abc", "invalid port"),
+        ("http://host:99999", "invalid port"),
+    ],
+)
+async def test_invalid_base_url_is_rejected(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         ConnectionPool(url)
+
+
+@pytest.mark.parametrize("name", ["account_url", "post_url", "timeline_url"])
+def test_settings_reject_invalid_service_url(name: str) -> None:
+    with pytest.raises(ValidationError, match="must be an absolute http"):
+        Settings(**{name: "post:8082"})
