@@ -220,9 +220,11 @@ def check_service_url(base_url: str) -> SplitResult:
     if parts.query or parts.fragment:
         raise ValueError(f"service URL {base_url!r} must not have a query or fragment")
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as error:
-        raise ValueError(f"service URL {base_url!r} has an invalid port: use a number from 1 to 65535") from error
+        port = parts.port
+    except ValueError:
+        port = 0  # urlsplit checks the port only when it is read
+    if port == 0:
+        raise ValueError(f"service URL {base_url!r} has an invalid port: use a number from 1 to 65535")
     return parts
 
 

@@ -32,6 +32,8 @@ MAX_EVENTS_PER_READ = 1000
 MAX_WAIT_SECONDS = 30.0
 # The largest value a position column (a 64-bit integer) can hold; a larger ``after`` cannot be compared.
 MAX_POSITION = 2**63 - 1
+# Longer waits are cut to MAX_WAIT_SECONDS; this bound only keeps the number convertible to a float.
+MAX_WAIT_MS_PARAMETER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class OutboxReader:
 
         after = _int_param(request, "after", default=0, low=0, high=MAX_POSITION)
         limit = _int_param(request, "limit", default=500, low=1, high=MAX_EVENTS_PER_READ)
-        wait = min(float(_int_param(request, "wait_ms", default=0, low=0)) / 1000, MAX_WAIT_SECONDS)
+        wait = min(_int_param(request, "wait_ms", default=0, low=0, high=MAX_WAIT_MS_PARAMETER) / 1000, MAX_WAIT_SECONDS)
         deadline = time.monotonic() + wait
 
         events, head = await self.read(after=after, limit=limit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twitter_shared.internal_http import check_service_url
@@ -183,8 +183,11 @@ class Settings(BaseSettings):
 
     @field_validator("account_url", "post_url", "timeline_url")
     @classmethod
-    def _service_url(cls, value: str) -> str:
-        check_service_url(value)
+    def _service_url(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            check_service_url(value)
+        except ValueError as error:
+            raise ValueError(f"TWITTER_{(info.field_name or '').upper()}: {error}") from None
         return value
 
     @field_validator("log_level")

@@ -104,6 +104,7 @@ async def wait_until_blocked_by(engine, blocker_pid: int) -> None:  # noqa: ANN0
         ({"after": "-1"}, "after must be between 0"),
         ({"after": "x"}, "after must be an integer"),
         ({"limit": "0"}, "limit must be between 1"),
+        ({"wait_ms": "9" * 400}, "wait_ms must be between 0 and 2147483647"),
     ],
 )
 async def test_events_reject_invalid_parameters(cluster: Cluster, params: dict[str, str], message: str) -> None:

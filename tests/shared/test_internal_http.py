@@ -349,6 +349,7 @@ async def test_line_break_in_header_is_rejected() -> None:
         ("http://host/#top", "must not have a query"),
         ("http://host:abc", "invalid port"),
         ("http://host:99999", "invalid port"),
+        ("http://host:0", "invalid port"),
     ],
 )
 async def test_invalid_base_url_is_rejected(url: str, message: str) -> None:
@@ -358,5 +359,5 @@ async def test_invalid_base_url_is_rejected(url: str, message: str) -> None:
 
 @pytest.mark.parametrize("name", ["account_url", "post_url", "timeline_url"])
 def test_settings_reject_invalid_service_url(name: str) -> None:
-    with pytest.raises(ValidationError, match="must be an absolute http"):
+    with pytest.raises(ValidationError, match=f"TWITTER_{name.upper()}: service URL 'post:8082' must be an absolute http"):
         Settings(**{name: "post:8082"})
