@@ -163,6 +163,8 @@ class _Connection(asyncio.Protocol):
         self._advance(closed=False)
 
     def eof_received(self) -> bool:
+        # The peer finished sending, so this connection carries no further request.
+        self.closed = True
         self._advance(closed=True)
         return False
 
