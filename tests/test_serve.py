@@ -19,6 +19,15 @@ def serve_command(service: str) -> list[str]:
     return [sys.executable, "-m", "twitter_tools.cli", "serve", service]
 
 
+def start_account_service(tmp_path: Path, **settings: str) -> tuple[subprocess.Popen, Path]:
+    """Start ``serve account --migrate`` with JSON logs written to a file; return the process and the file."""
+    env = {**os.environ, "TWITTER_SERVICE_TOKEN": "token", "TWITTER_LOG_FORMAT": "json", **settings}
+    log_path = tmp_path / "account.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([*serve_command("account"), "--migrate"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    return process, log_path
+
+
 def test_serve_refuses_to_start_without_a_service_token(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "TWITTER_SERVICE_TOKEN"}
     env["TWITTER_DATA_DIR"] = str(tmp_path)
@@ -47,17 +56,12 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 def test_service_exits_non_zero_when_its_database_stays_lost(own_postgres: PostgresServer, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "TWITTER_SERVICE_TOKEN": "token",
-        "TWITTER_PORT": str(port),
-        "TWITTER_ACCOUNT_DATABASE_URL": own_postgres.create_database("account"),
-        "TWITTER_DATABASE_LOST_EXIT_SECONDS": "1",
-        "TWITTER_LOG_FORMAT": "json",
-    }
-    log_path = tmp_path / "account.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([*serve_command("account"), "--migrate"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    process, log_path = start_account_service(
+        tmp_path,
+        TWITTER_PORT=str(port),
+        TWITTER_ACCOUNT_DATABASE_URL=own_postgres.create_database("account"),
+        TWITTER_DATABASE_LOST_EXIT_SECONDS="1",
+    )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz")
         own_postgres.stop()
@@ -74,16 +78,7 @@ def test_service_exits_non_zero_when_its_database_stays_lost(own_postgres: Postg
 
 def test_served_process_freezes_its_startup_objects(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "TWITTER_SERVICE_TOKEN": "token",
-        "TWITTER_PORT": str(port),
-        "TWITTER_DATA_DIR": str(tmp_path),
-        "TWITTER_LOG_FORMAT": "json",
-    }
-    log_path = tmp_path / "account.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([*serve_command("account"), "--migrate"], env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    process, log_path = start_account_service(tmp_path, TWITTER_PORT=str(port), TWITTER_DATA_DIR=str(tmp_path))
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz")
     finally:

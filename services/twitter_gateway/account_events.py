@@ -21,13 +21,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
 from twitter_shared.client import InternalClient
 from twitter_shared.errors import ServiceError
+from twitter_shared.outbox import BEYOND_ANY_POSITION
+
+if TYPE_CHECKING:  # both modules import this one, for EventCoverage
+    from twitter_gateway.auth import TokenChecker
+    from twitter_gateway.hydrate import AccountRecordCache
 
 log = structlog.get_logger()
 
@@ -36,8 +41,6 @@ WAIT_SECONDS = 5.0
 # Coverage lapses when no read has returned for this long past its wait.
 CONFIRM_MARGIN_SECONDS = 5.0
 EVENTS_PER_READ = 500
-# Above any outbox position: a read after it returns only the outbox head, no events.
-BEYOND_ANY_POSITION = 1 << 62
 FIRST_RETRY_SECONDS = 0.5
 # Short, because the caches keep only their short lifetimes until the follower is back.
 MAX_RETRY_SECONDS = 2.0
@@ -55,6 +58,10 @@ class EventCoverage:
         """Return True when every event up to about ``now`` has been applied to the caches."""
         return self.seconds > 0 and now - self.caught_up_at <= WAIT_SECONDS + CONFIRM_MARGIN_SECONDS
 
+    def keeps(self, stored_at: float, now: float) -> bool:
+        """Return True when an entry stored at ``stored_at`` may still be used, whatever its own lifetime."""
+        return now - stored_at < self.seconds and self.covers(now)
+
 
 EVENT_COVERAGE = web.AppKey("event_coverage", EventCoverage)
 
@@ -62,7 +69,9 @@ EVENT_COVERAGE = web.AppKey("event_coverage", EventCoverage)
 class AccountEventFollower:
     """Applies the account service's events to the token and account caches of this process."""
 
-    def __init__(self, *, accounts: InternalClient, coverage: EventCoverage, tokens: Any, records: Any) -> None:
+    def __init__(
+        self, *, accounts: InternalClient, coverage: EventCoverage, tokens: TokenChecker, records: AccountRecordCache
+    ) -> None:
         self.accounts = accounts
         self.coverage = coverage
         self.tokens = tokens

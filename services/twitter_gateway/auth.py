@@ -100,8 +100,7 @@ class TokenChecker:
         self._cache = {}
 
     def _fresh(self, stored_at: float, now: float) -> bool:
-        age = now - stored_at
-        return age < self.cache_seconds or (age < self.coverage.seconds and self.coverage.covers(now))
+        return now - stored_at < self.cache_seconds or self.coverage.keeps(stored_at, now)
 
     def _remember(self, key: str, viewer: Viewer | None, now: float) -> None:
         if self.cache_seconds <= 0:

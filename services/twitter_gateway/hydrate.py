@@ -46,12 +46,10 @@ class AccountRecordCache:
 
     def fresh(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
-        covered = self.coverage.covers(now)
-        oldest_covered = now - self.coverage.seconds
         found: dict[str, dict[str, Any]] = {}
         for account_id in account_ids:
             entry = self._records.get(account_id)
-            if entry is not None and (entry[0] > now or (covered and entry[1] > oldest_covered)):
+            if entry is not None and (entry[0] > now or self.coverage.keeps(entry[1], now)):
                 found[account_id] = entry[2]
         return found
 

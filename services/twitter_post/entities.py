@@ -10,7 +10,6 @@ every page a client reads.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from twitter_shared.driver_query import DriverQuery, fetch_rows, rfc3339
@@ -39,13 +38,27 @@ class StatusRow(NamedTuple):
     favourites_count: int
 
 
-# Counts are the only columns that change after a status is created, so the rest is read once and kept (``_FIXED_FIELDS``).
+class FixedFields(NamedTuple):
+    """The fields of ``S`` that never change after a status is created, formatted as ``S`` has them."""
+
+    account_id: str
+    text: str
+    created_at: str
+    in_reply_to_id: str | None
+    in_reply_to_account_id: str | None
+    visibility: str
+    spoiler_text: str
+    sensitive: bool
+    language: str | None
+
+
+# Counts are the only columns that change after a status is created, so the rest is read once and
+# kept (``_FIXED_FIELDS``).
 COUNTS_BY_ID = DriverQuery(
     "SELECT id, reblog_of_id, replies_count, reblogs_count, favourites_count FROM statuses WHERE id IN :ids",
     id_lists=("ids",),
 )
-FIXED_FIELDS = ("account_id", "text", "created_at", "in_reply_to_id", "in_reply_to_account_id", "visibility",
-                "spoiler_text", "sensitive", "language")
+FIXED_FIELDS = FixedFields._fields
 FIXED_BY_ID = DriverQuery(f"SELECT id, {', '.join(FIXED_FIELDS)} FROM statuses WHERE id IN :ids", id_lists=("ids",))
 MENTIONS_OF = DriverQuery("SELECT status_id, account_id, username FROM mentions WHERE status_id IN :ids", id_lists=("ids",))
 # Both flags in one statement, tagged by FAVOURITED and REBLOGGED.
@@ -58,7 +71,7 @@ VIEWER_FLAGS = DriverQuery(
 # many the memo starts empty again, which bounds its memory: about 0.5 KB a status, most of it text
 # (sys.getsizeof over 2,000 statuses of the dataset).
 MAX_KEPT_STATUSES = 20_000
-_FIXED_FIELDS: dict[int, tuple[Any, ...]] = {}
+_FIXED_FIELDS: dict[int, FixedFields] = {}
 
 
 class StatusCounts(NamedTuple):
@@ -82,8 +95,8 @@ async def load_counts(connection: Any, status_ids: list[int]) -> dict[int, Statu
     return {row[0]: StatusCounts._make(row) for row in rows}
 
 
-async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int, tuple[Any, ...]]:
-    """Return the fixed fields of these statuses, in ``FIXED_FIELDS`` order, reading only those not kept yet."""
+async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int, FixedFields]:
+    """Return the fixed fields of these statuses, reading only those not kept yet."""
     found = {status_id: _FIXED_FIELDS[status_id] for status_id in status_ids if status_id in _FIXED_FIELDS}
     missing = [status_id for status_id in status_ids if status_id not in found]
     if not missing:
@@ -91,11 +104,11 @@ async def load_fixed_fields(connection: Any, status_ids: list[int]) -> dict[int,
     if len(_FIXED_FIELDS) + len(missing) > MAX_KEPT_STATUSES:
         _FIXED_FIELDS.clear()
     for row in await fetch_rows(connection, FIXED_BY_ID, ids=missing):
-        found[row[0]] = _FIXED_FIELDS[row[0]] = _render_fixed_fields(*row[1:])
+        found[row[0]] = _FIXED_FIELDS[row[0]] = fixed_fields(*row[1:])
     return found
 
 
-def _render_fixed_fields(
+def fixed_fields(
     account_id: int,
     text: str,
     created_at: Any,
@@ -105,8 +118,9 @@ def _render_fixed_fields(
     spoiler_text: str,
     sensitive: Any,
     language: str | None,
-) -> tuple[Any, ...]:
-    return (
+) -> FixedFields:
+    """Render a status's fixed columns as ``S`` has them."""
+    return FixedFields(
         str(account_id),
         text,
         rfc3339(created_at),
@@ -135,7 +149,7 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
 
     mentioned: dict[int, list[dict[str, str]]] = {}
     # Mentions are found in the text when a status is created, so a batch without an "@" has none.
-    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id][1]]
+    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id].text]
     for status_id, account_id, username in await fetch_rows(connection, MENTIONS_OF, ids=with_at) if with_at else ():
         mentioned.setdefault(status_id, []).append({"id": str(account_id), "username": username})
     for listed in mentioned.values():
@@ -152,30 +166,14 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
         original = counts.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
-        account_id, text, created_at, in_reply_to_id, in_reply_to_account_id, visibility, spoiler, sensitive, language = (
-            fixed[row.id]
+        return status_entity(
+            fixed[row.id],
+            row,
+            reblog=entity(original) if original is not None else None,
+            mentions=mentioned.get(row.id, []),
+            favourited=flag_id in favourited,
+            reblogged=flag_id in reblogged,
         )
-        return {
-            "id": str(row.id),
-            "account_id": account_id,
-            "text": text,
-            "created_at": created_at,
-            "in_reply_to_id": in_reply_to_id,
-            "in_reply_to_account_id": in_reply_to_account_id,
-            "visibility": visibility,
-            "spoiler_text": spoiler,
-            "sensitive": sensitive,
-            "language": language,
-            "reblog_of_id": _id_or_none(row.reblog_of_id),
-            "reblog": entity(original) if original is not None else None,
-            "mentions": mentioned.get(row.id, []),
-            "replies_count": row.replies_count,
-            "reblogs_count": row.reblogs_count,
-            "favourites_count": row.favourites_count,
-            "favourited": flag_id in favourited,
-            "reblogged": flag_id in reblogged,
-            "edited_at": None,
-        }
 
     return {row_id: entity(counts[row_id]) for row_id in status_ids if row_id in counts and row_id in fixed}
 
@@ -186,26 +184,32 @@ def mention_order(mention: dict[str, str]) -> str:
 
 
 def status_entity(
-    row: Any, *, reblog: dict[str, Any] | None, mentions: list[dict[str, str]], favourited: bool, reblogged: bool
+    fixed: FixedFields,
+    counts: StatusCounts,
+    *,
+    reblog: dict[str, Any] | None,
+    mentions: list[dict[str, str]],
+    favourited: bool,
+    reblogged: bool,
 ) -> dict[str, Any]:
-    """Build ``S`` from a status row (or anything with the same attributes) and what was gathered for it."""
+    """Build ``S`` from a status's fixed fields, its counts and what was gathered for it."""
     return {
-        "id": str(row.id),
-        "account_id": str(row.account_id),
-        "text": row.text,
-        "created_at": rfc3339(row.created_at),
-        "in_reply_to_id": _id_or_none(row.in_reply_to_id),
-        "in_reply_to_account_id": _id_or_none(row.in_reply_to_account_id),
-        "reblog_of_id": _id_or_none(row.reblog_of_id),
+        "id": str(counts.id),
+        "account_id": fixed.account_id,
+        "text": fixed.text,
+        "created_at": fixed.created_at,
+        "in_reply_to_id": fixed.in_reply_to_id,
+        "in_reply_to_account_id": fixed.in_reply_to_account_id,
+        "visibility": fixed.visibility,
+        "spoiler_text": fixed.spoiler_text,
+        "sensitive": fixed.sensitive,
+        "language": fixed.language,
+        "reblog_of_id": _id_or_none(counts.reblog_of_id),
         "reblog": reblog,
-        "visibility": row.visibility,
-        "spoiler_text": row.spoiler_text,
-        "sensitive": bool(row.sensitive),
-        "language": row.language,
         "mentions": mentions,
-        "replies_count": row.replies_count,
-        "reblogs_count": row.reblogs_count,
-        "favourites_count": row.favourites_count,
+        "replies_count": counts.replies_count,
+        "reblogs_count": counts.reblogs_count,
+        "favourites_count": counts.favourites_count,
         "favourited": favourited,
         "reblogged": reblogged,
         "edited_at": None,
@@ -218,4 +222,6 @@ def new_status_entity(values: dict[str, Any], mentions: dict[int, str]) -> dict[
     No account can have favourited or reblogged it yet, and its counts start at zero.
     """
     listed = sorted(({"id": str(account), "username": name} for account, name in mentions.items()), key=mention_order)
-    return status_entity(SimpleNamespace(**values), reblog=None, mentions=listed, favourited=False, reblogged=False)
+    fixed = fixed_fields(*(values[name] for name in FIXED_FIELDS))
+    counts = StatusCounts(values["id"], values["reblog_of_id"], 0, 0, 0)
+    return status_entity(fixed, counts, reblog=None, mentions=listed, favourited=False, reblogged=False)

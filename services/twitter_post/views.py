@@ -13,6 +13,7 @@ from twitter_shared.client import InternalClient
 from twitter_shared.consumer import read_cursor
 from twitter_shared.database import read_only
 from twitter_shared.errors import ValidationFailed
+from twitter_shared.outbox import BEYOND_ANY_POSITION
 from twitter_shared.pagination import parse_id, parse_page, path_id, query_ids
 from twitter_shared.runtime import ENGINE, IDS, OUTBOX_READER, SETTINGS, client
 from twitter_shared.settings import ServiceName
@@ -26,8 +27,6 @@ VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_IDEMPOTENCY_KEY = 200
 MAX_LANGUAGE = 16
 TRUE_VALUES = {"1", "true", "True", "on", "yes"}
-# Above any outbox position: a read after it returns only the outbox head, no events.
-BEYOND_ANY_POSITION = 1 << 62
 
 
 def query_flag(request: web.Request, name: str) -> bool:

@@ -3,16 +3,17 @@
 aiohttp's client spent about 80 µs of CPU per call on its request and response
 objects, URL, timer and tracing machinery. This transport spends about 25 µs. Both
 figures come from a loopback micro-benchmark against an aiohttp server (20,000 GETs,
-16 at a time, aiohttp 3.14 on Python 3.11). A home read makes two or three internal calls, so that difference was a fifth of
-the gateway's CPU. Internal calls need little of what aiohttp's client does: the
-peer is one of our services, and responses come with a Content-Length (or, from a
-streaming handler, chunked). So ``ConnectionPool`` writes the request itself and
-reads the response with a parser of just what HTTP/1.1 needs here.
+16 at a time, aiohttp 3.14 on Python 3.11). A home read makes two or three internal
+calls, so that difference was a fifth of the gateway's CPU. Internal calls need
+little of what aiohttp's client does: the peer is one of our services, and responses
+come with a Content-Length (or, from a streaming handler, chunked). So
+``ConnectionPool`` writes the request itself and reads the response with a parser
+of just what HTTP/1.1 needs here.
 
-A connection is reused while the server keeps it alive. A request that fails on a
-reused connection before any response byte arrives is sent again on a new connection,
-when the caller says a repeat is safe: the server may have closed the idle connection
-just as the request left.
+A connection is reused while the server keeps it alive. The server may close an idle
+connection just as a request leaves on it. So a request that fails on a reused
+connection before any byte of the response arrives is sent again on a new one, when
+the caller says a repeat is safe.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class _StaleConnection(TransportError):
 
 
 class Response:
+    """A response's status code and whole body."""
+
     __slots__ = ("status", "body")
 
     def __init__(self, status: int, body: bytes) -> None:
@@ -58,7 +61,6 @@ class _ResponseReader:
         self.head_request = head_request
         self.status = 0
         self.keep_alive = True
-        self.until_close = False
         self._body_start = -1
         self._length: int | None = None
         self._chunked = False
@@ -101,8 +103,7 @@ class _ResponseReader:
         if self.head_request or self.status in NO_BODY_STATUSES or 100 <= self.status < 200:
             self._length, self._chunked = 0, False
         elif not self._chunked and self._length is None:
-            self.until_close = True
-            self.keep_alive = False
+            self.keep_alive = False  # the body ends when the server closes the connection
         return True
 
     def _header(self, name: bytes, value: bytes) -> None:

@@ -36,6 +36,7 @@ from twitter_shared.client import InternalClient
 from twitter_shared.consumer import LEASE_SECONDS, ConsumerLease, write_cursor
 from twitter_shared.database import transaction
 from twitter_shared.errors import ServiceError
+from twitter_shared.outbox import BEYOND_ANY_POSITION
 from twitter_shared.settings import ServiceName
 from twitter_timeline.store import Entry, StatusRef, insert_entries
 from twitter_timeline.tables import consumer_cursors, consumer_leases, follow_mirror, home_entries
@@ -46,7 +47,6 @@ PAGE_SIZE = 5000
 INSERT_CHUNK = 5000
 # One progress line per 50,000 entries written.
 PROGRESS_EVERY_CHUNKS = 10
-BEYOND_ANY_POSITION = 1 << 62
 SOURCES = (ServiceName.ACCOUNT, ServiceName.POST)
 
 ProgressReport = Callable[[str, int, int | None], None]

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from twitter_shared.consumer import read_cursor
 from twitter_shared.database import read_only
+from twitter_shared.outbox import BEYOND_ANY_POSITION
 from twitter_shared.pagination import parse_id, parse_page
 from twitter_shared.runtime import ENGINE, SETTINGS, client
 from twitter_shared.settings import ServiceName
@@ -15,8 +16,6 @@ from twitter_timeline.tables import consumer_cursors
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 40
-# Above any outbox position: a read after it returns only the outbox head, no events.
-BEYOND_ANY_POSITION = 1 << 62
 SOURCES = (ServiceName.ACCOUNT, ServiceName.POST)
 
 
