@@ -207,7 +207,7 @@ async def revoke_token(engine: AsyncEngine, *, fields: dict[str, Any]) -> None:
         await connection.execute(
             update(access_tokens).where(access_tokens.c.id == row.id).values(revoked_at=_now())
         )
-        # Gateways drop the token from their caches on this event; the hash is what they key them by.
+        # Gateways drop the token from their caches on this event, and they key those caches by this hash.
         await append_event(connection, outbox, kind="token.revoked", payload={"token_sha256": row.token_hash})
 
 

@@ -30,7 +30,7 @@ from twitter_shared.client import InternalClient
 from twitter_shared.errors import ServiceError
 from twitter_shared.outbox import BEYOND_ANY_POSITION
 
-if TYPE_CHECKING:  # both modules import this one, for EventCoverage
+if TYPE_CHECKING:  # for annotations only, because both modules import this one for EventCoverage
     from twitter_gateway.auth import TokenChecker
     from twitter_gateway.hydrate import AccountRecordCache
 
@@ -67,7 +67,7 @@ EVENT_COVERAGE = web.AppKey("event_coverage", EventCoverage)
 
 
 class AccountEventFollower:
-    """Applies the account service's events to the token and account caches of this process."""
+    """A reader of the account service's outbox that drops the cache entries its events make out of date."""
 
     def __init__(
         self, *, accounts: InternalClient, coverage: EventCoverage, tokens: TokenChecker, records: AccountRecordCache
@@ -112,7 +112,7 @@ class AccountEventFollower:
         )
         head = int(answer["head"])
         if head < position:
-            # The outbox is behind this follower: the account database was restored from a backup.
+            # The outbox is behind this follower, which happens when the account database is restored from a backup.
             log.warning("account_events.outbox_rewound", position=position, head=head, action="emptying the caches")
             self.tokens.clear()
             self.records.clear()

@@ -41,7 +41,7 @@ class Viewer:
 
 
 class TokenChecker:
-    """Checks access tokens with the account service and keeps each result for a while.
+    """An access-token checker that asks the account service and keeps each result for a while.
 
     A result stays ``cache_seconds``, or ``coverage.seconds`` while the account events are
     followed (see ``account_events``), which drop a revoked token within moments.

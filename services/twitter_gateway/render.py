@@ -22,7 +22,7 @@ RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 # this many entries a memo starts empty again, which bounds its memory.
 MAX_MEMO_ENTRIES = 20_000
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
-_KEPT_STATUSES: dict[tuple[str, str, bool], _KeptStatus] = {}
+_STATUS_STRINGS: dict[tuple[str, str, bool], _StatusStrings] = {}
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
@@ -153,7 +153,7 @@ def status_content(status: dict[str, Any], *, base_url: str) -> str:
     return text_to_html(status.get("text", ""), base_url=base_url, mentions=mentions)
 
 
-class _KeptStatus(NamedTuple):
+class _StatusStrings(NamedTuple):
     """The unchanging inputs of a status's rendering, and the strings made from them."""
 
     text: str
@@ -174,7 +174,7 @@ def status_entity(
     base_url: str,
     with_text: bool = False,
 ) -> dict[str, Any] | None:
-    """Render a status; None when its author (or its reblog's author) is gone, so callers can drop it.
+    """Render a status, or return None when its author (or its reblog's author) is gone, so callers can drop it.
 
     Each call returns new dicts and lists, except ``account``, which is the entry of ``accounts``.
     """
@@ -186,18 +186,18 @@ def status_entity(
         reblog = status_entity(status["reblog"], accounts, base_url=base_url)
         if reblog is None:
             return None
-    kept = _kept_status(status, account["username"], base_url=base_url, is_reblog=reblog is not None)
+    strings = _status_strings(status, account["username"], base_url=base_url, is_reblog=reblog is not None)
     entity = {
         "id": status["id"],
-        "created_at": kept.created_at,
+        "created_at": strings.created_at,
         "in_reply_to_id": status.get("in_reply_to_id"),
         "in_reply_to_account_id": status.get("in_reply_to_account_id"),
         "sensitive": bool(status.get("sensitive")),
         "spoiler_text": status.get("spoiler_text") or "",
         "visibility": status.get("visibility") or "public",
         "language": status.get("language"),
-        "uri": kept.uri,
-        "url": kept.url,
+        "uri": strings.uri,
+        "url": strings.url,
         "replies_count": status.get("replies_count", 0),
         "reblogs_count": status.get("reblogs_count", 0),
         "favourites_count": status.get("favourites_count", 0),
@@ -207,13 +207,13 @@ def status_entity(
         "muted": False,
         "bookmarked": False,
         "pinned": False,
-        "content": kept.content,
+        "content": strings.content,
         "filtered": [],
         "reblog": reblog,
         "application": None,
         "account": account,
         "media_attachments": [],
-        "mentions": [{"id": id_, "username": name, "acct": name, "url": url} for id_, name, url in kept.mentions],
+        "mentions": [{"id": id_, "username": name, "acct": name, "url": url} for id_, name, url in strings.mentions],
         "tags": [],
         "emojis": [],
         "card": None,
@@ -224,22 +224,22 @@ def status_entity(
     return entity
 
 
-def _kept_status(status: dict[str, Any], username: str, *, base_url: str, is_reblog: bool) -> _KeptStatus:
+def _status_strings(status: dict[str, Any], username: str, *, base_url: str, is_reblog: bool) -> _StatusStrings:
     """Return the strings of a status's rendering, made once per status.
 
     Statuses are never edited here and usernames never change, but a deleted account's
-    mentions go. So a kept entry is used only while its text, username and mentions match.
+    mentions go. So an entry is used only while its text, username and mentions still match.
     """
     key = (base_url, status["id"], is_reblog)
     text = status.get("text", "")
     listed = status.get("mentions", [])
     mention_ids = tuple(m["id"] for m in listed)
-    kept = _KEPT_STATUSES.get(key)
-    if kept is not None and kept.text == text and kept.username == username and kept.mention_ids == mention_ids:
-        return kept
-    if len(_KEPT_STATUSES) >= MAX_MEMO_ENTRIES:
-        _KEPT_STATUSES.clear()
-    kept = _KEPT_STATUSES[key] = _KeptStatus(
+    strings = _STATUS_STRINGS.get(key)
+    if strings is not None and (strings.text, strings.username, strings.mention_ids) == (text, username, mention_ids):
+        return strings
+    if len(_STATUS_STRINGS) >= MAX_MEMO_ENTRIES:
+        _STATUS_STRINGS.clear()
+    strings = _STATUS_STRINGS[key] = _StatusStrings(
         text=text,
         username=username,
         mention_ids=mention_ids,
@@ -249,7 +249,7 @@ def _kept_status(status: dict[str, Any], username: str, *, base_url: str, is_reb
         content="" if is_reblog else status_content(status, base_url=base_url),
         mentions=tuple((m["id"], m["username"], f"{base_url}/@{m['username']}") for m in listed),
     )
-    return kept
+    return strings
 
 
 def status_account_ids(statuses: list[dict[str, Any]]) -> set[str]:

@@ -68,8 +68,8 @@ VIEWER_FLAGS = DriverQuery(
     id_lists=("ids",),
 )
 # Statuses are never edited, so their fixed fields, rendered as in ``S``, are kept by id. Past this
-# many the memo starts empty again, which bounds its memory: about 0.5 KB a status, most of it text
-# (sys.getsizeof over 2,000 statuses of the dataset).
+# many the memo starts empty again. That bounds its memory at about 0.5 KB a status, mostly text
+# (measured with sys.getsizeof over 2,000 statuses of the dataset).
 MAX_KEPT_STATUSES = 20_000
 _FIXED_FIELDS: dict[int, FixedFields] = {}
 
@@ -134,7 +134,7 @@ def fixed_fields(
 
 
 async def render(connection: Any, status_ids: list[int], *, viewer_id: int | None) -> dict[int, dict[str, Any]]:
-    """Return ``{id: S}`` for the ids that exist; reblogs carry their original under ``reblog``.
+    """Return ``{id: S}`` for the ids that exist, with a reblog's original under ``reblog``.
 
     Whether a status exists comes from the counts read in this snapshot, never from the memo,
     so a deleted status is never rendered.
@@ -223,5 +223,7 @@ def new_status_entity(values: dict[str, Any], mentions: dict[int, str]) -> dict[
     """
     listed = sorted(({"id": str(account), "username": name} for account, name in mentions.items()), key=mention_order)
     fixed = fixed_fields(*(values[name] for name in FIXED_FIELDS))
-    counts = StatusCounts(values["id"], values["reblog_of_id"], 0, 0, 0)
+    counts = StatusCounts(
+        id=values["id"], reblog_of_id=values["reblog_of_id"], replies_count=0, reblogs_count=0, favourites_count=0
+    )
     return status_entity(fixed, counts, reblog=None, mentions=listed, favourited=False, reblogged=False)

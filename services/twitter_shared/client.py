@@ -63,7 +63,7 @@ class CircuitBreaker:
 
 
 class InternalClient:
-    """Calls one internal service through a ``ConnectionPool``, which the creator of both closes."""
+    """A client of one internal service, over a ``ConnectionPool`` that its creator closes."""
 
     def __init__(
         self,

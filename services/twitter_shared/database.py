@@ -88,7 +88,7 @@ def _unavailable_on_connection_errors() -> Iterator[None]:
 
 
 def _as_unavailable(error: BaseException) -> Unavailable | None:
-    """Return the ``Unavailable`` a connection-level failure becomes, None for any other error."""
+    """Return the ``Unavailable`` that a connection-level failure becomes, or None for any other error."""
     # The standard library's own errors come from statements handed straight to the driver (driver_query).
     if isinstance(error, (OperationalError, InterfaceError, sqlite3.OperationalError)):
         return Unavailable("The database is not available, try again shortly")
@@ -114,7 +114,7 @@ def read_only(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnectio
 
 
 class _SqliteRead:
-    """A read block on a SQLite file. A class, not a generator: it runs twice on every home timeline read."""
+    """A read block on a SQLite file. It is a class, not a generator, because it runs twice on every home timeline read."""
 
     __slots__ = ("sqlite_file", "inline")
 

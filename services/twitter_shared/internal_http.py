@@ -37,11 +37,11 @@ NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class TransportError(Exception):
-    """The call failed below HTTP: no connection, a lost or closed connection, or an unreadable response."""
+    """A failure below HTTP: no connection, a lost or closed connection, or an unreadable response."""
 
 
 class _StaleConnection(TransportError):
-    """A reused connection failed before any byte of the response arrived."""
+    """A failure of a reused connection before any byte of the response arrived."""
 
 
 class Response:
@@ -78,14 +78,14 @@ class _ResponseReader:
         if closed:
             return Response(self.status, bytes(buffer[start:])), len(buffer)
         if len(buffer) - start > MAX_BODY_BYTES:
-            raise TransportError("The response body is larger than the limit")
+            raise TransportError(f"The response body is larger than {MAX_BODY_BYTES} bytes")
         return None
 
     def _read_head(self, buffer: bytearray) -> bool:
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(buffer) > MAX_HEAD_BYTES:
-                raise TransportError("The response head is larger than the limit")
+                raise TransportError(f"The response head is larger than {MAX_HEAD_BYTES} bytes")
             return False
         lines = bytes(buffer[:end]).split(b"\r\n")
         version, _, rest = lines[0].partition(b" ")
@@ -140,7 +140,7 @@ class _ResponseReader:
                 return None
             body += buffer[line_end + 2 : data_end]
             if len(body) > MAX_BODY_BYTES:
-                raise TransportError("The response body is larger than the limit")
+                raise TransportError(f"The response body is larger than {MAX_BODY_BYTES} bytes")
             position = data_end + 2
 
 
@@ -216,7 +216,7 @@ class _Connection(asyncio.Protocol):
 
 
 def check_service_url(base_url: str) -> SplitResult:
-    """Return the parts of a service's base URL; raise ``ValueError`` saying what is wrong with it."""
+    """Return the parts of a service's base URL, or raise a ``ValueError`` that says what is wrong with it."""
     parts = urlsplit(base_url)
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"service URL {base_url!r} must be an absolute http:// or https:// URL, such as http://post:8082")
@@ -254,13 +254,13 @@ class ConnectionPool:
     def target(self, path: str, params: dict | list | None) -> str:
         """Return the request target: the base path, ``path`` percent-encoded where needed, and the query."""
         target = self.path_prefix + quote(path, safe=PATH_SAFE)
-        # Commas stay as they are: they separate id lists, and quoting them took the slow path of quote().
+        # Commas stay unquoted because they separate id lists, and quoting them took quote()'s slow path.
         return f"{target}?{urlencode(params, safe=',')}" if params else target
 
     async def request(
         self, method: str, target: str, *, headers: dict[str, str], body: bytes | None, repeatable: bool
     ) -> Response:
-        """Send one request and return its response; raise ``TransportError`` when no response came.
+        """Send one request and return its response. Raise ``TransportError`` when no response came.
 
         ``repeatable`` allows one more try on a new connection when a reused one turns out closed.
         """
@@ -293,7 +293,7 @@ class ConnectionPool:
         try:
             response, keep_alive = await connection.exchange(request, head_request=head_request, reused=reused)
         except BaseException:
-            # Cancelled, timed out or failed mid-response: what is left on the connection is unknown.
+            # After a cancellation, a timeout or a failure mid-response, the connection's state is unknown.
             connection.close()
             raise
         if keep_alive and not self._closed:
@@ -319,7 +319,7 @@ class ConnectionPool:
         try:
             _, connection = await loop.create_connection(_Connection, self.host, self.port, ssl=self._ssl)
         except OSError as error:
-            raise TransportError(f"Cannot connect to {self.host}:{self.port}: {error}") from error
+            raise TransportError(f"Connection to {self.host}:{self.port} failed: {error}") from error
         return connection
 
     def _encode(self, method: str, target: str, headers: dict[str, str], body: bytes | None) -> bytes:

@@ -30,11 +30,11 @@ from twitter_shared.errors import BadRequest
 OUTBOX_LOCK_KEY = 7_411_001
 MAX_EVENTS_PER_READ = 1000
 MAX_WAIT_SECONDS = 30.0
-# The largest value a position column (a 64-bit integer) can hold; a larger ``after`` cannot be compared.
+# The largest value a position column (a 64-bit integer) can hold. A larger ``after`` cannot be compared.
 MAX_POSITION = 2**63 - 1
-# Above any outbox position: a read after it returns only the outbox head, no events.
+# Above any outbox position, so a read after it returns only the outbox head and no events.
 BEYOND_ANY_POSITION = 1 << 62
-# Longer waits are cut to MAX_WAIT_SECONDS; this bound only keeps the number convertible to a float.
+# Longer waits are cut to MAX_WAIT_SECONDS. This bound only keeps the number convertible to a float.
 MAX_WAIT_MS_PARAMETER = 2**31 - 1
 
 

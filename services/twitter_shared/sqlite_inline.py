@@ -99,7 +99,7 @@ class SqliteFile:
             return list(connection.scalars(statement))
 
     def begin_read(self) -> InlineConnection:
-        """Begin a read transaction on a kept reader connection; ``end_read`` ends it.
+        """Begin a read transaction on a kept reader connection, which ``end_read`` ends.
 
         The reads of the transaction share one snapshot, and SQLite's read lock is taken once
         instead of once per statement. Connections are kept between reads because checking one
@@ -119,7 +119,7 @@ class SqliteFile:
         connection = inline.connection
         try:
             if connection.in_transaction():
-                connection.rollback()  # a SQLAlchemy statement ran, so SQLAlchemy's transaction ends too
+                connection.rollback()  # a SQLAlchemy statement ran, so SQLAlchemy's own transaction must end too
             else:
                 inline.driver.rollback()
         except BaseException:

@@ -58,7 +58,7 @@ class RequestMetrics:
         self.duration = Histogram(
             "http_request_duration_seconds", "Time to handle an HTTP request", ["method", "route"], registry=self.registry
         )
-        # ``labels()`` looks a child up under a lock on every call; these are the children already looked up.
+        # ``labels()`` looks a child up under a lock on every call, so the children found are kept here.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -66,7 +66,7 @@ class RequestMetrics:
         children = self._children.get(key)
         if children is None:
             children = (self.requests.labels(method, route, str(status)), self.duration.labels(method, route))
-            # Clients choose the method, so keep the look-ups of a bounded number of label sets only.
+            # Clients choose the method, so only a bounded number of label sets is kept.
             if len(self._children) < MAX_KEPT_LABEL_SETS:
                 self._children[key] = children
         children[0].inc()

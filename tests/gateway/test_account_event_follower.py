@@ -86,7 +86,7 @@ async def test_follower_starts_at_the_head(clock: Clock) -> None:
     assert set(records.fresh(["1"])) == {"1"}
 
 
-async def test_events_drop_the_entries_they_touch(clock: Clock) -> None:
+async def test_events_drop_touched_entries(clock: Clock) -> None:
     follower, stub, tokens, records = follower_with_caches()
     for account_id in ("1", "2", "3", "4"):
         keep_record(records, account_id)
@@ -105,7 +105,7 @@ async def test_events_drop_the_entries_they_touch(clock: Clock) -> None:
     assert stub.introspections == 3
 
 
-async def test_account_deletion_drops_its_tokens_and_all_records(clock: Clock) -> None:
+async def test_deletion_drops_tokens_and_records(clock: Clock) -> None:
     follower, stub, tokens, records = follower_with_caches()
     keep_record(records, "1")
     await tokens.check("deleted-account-token")
@@ -118,7 +118,7 @@ async def test_account_deletion_drops_its_tokens_and_all_records(clock: Clock) -
     assert stub.introspections == 2
 
 
-async def test_coverage_needs_the_follower_caught_up(clock: Clock) -> None:
+async def test_coverage_needs_catching_up(clock: Clock) -> None:
     follower, stub, _, _ = follower_with_caches()
     for _ in range(account_events.EVENTS_PER_READ + 1):
         stub.append("account.updated", account_id="1")
@@ -133,7 +133,7 @@ async def test_coverage_needs_the_follower_caught_up(clock: Clock) -> None:
     assert follower.coverage.covers(clock.now)
 
 
-async def test_entries_outlive_their_short_lifetime_only_while_covered(clock: Clock) -> None:
+async def test_long_lifetime_needs_coverage(clock: Clock) -> None:
     follower, stub, tokens, records = follower_with_caches()
     await follower._read_once(0)
     keep_record(records, "1")
@@ -163,7 +163,7 @@ async def test_rewound_outbox_empties_the_caches(clock: Clock) -> None:
     assert stub.introspections == 2
 
 
-async def test_failed_read_resumes_at_the_same_position(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failed_read_resumes_in_place(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(account_events, "FIRST_RETRY_SECONDS", 0.001)
     follower, stub, _, _ = follower_with_caches()
     stub.append("account.updated", account_id="1")

@@ -20,7 +20,7 @@ from tests.support.stack import SERVICE_TOKEN, Stack
 from twitter_shared.client import SERVICE_TOKEN_HEADER
 from twitter_shared.settings import ServiceName
 
-# Events reach the gateway within a fraction of a second; this is the time a test waits at most.
+# Events reach the gateway within a fraction of a second, and a test waits this long at most.
 EVENT_WAIT_SECONDS = 5.0
 
 
@@ -35,7 +35,7 @@ def stack_overrides() -> dict[str, object]:
 
 
 async def behind_the_gateway(stack: Stack, method: str, path: str, body: dict[str, Any] | None = None) -> int:
-    """Call the account service directly, as another gateway replica would; return the status."""
+    """Call the account service directly, as another gateway replica would, and return the status."""
     async with aiohttp.ClientSession() as session, session.request(
         method, f"{stack.url(ServiceName.ACCOUNT)}{path}", json=body, headers={SERVICE_TOKEN_HEADER: SERVICE_TOKEN}
     ) as response:
@@ -71,7 +71,7 @@ async def test_token_checks_are_cached(api: PublicApi, stack: Stack) -> None:
     assert await introspections(stack) == before
 
 
-async def test_revocation_elsewhere_reaches_the_gateway(api: PublicApi, stack: Stack) -> None:
+async def test_revocation_elsewhere_reaches_gateway(api: PublicApi, stack: Stack) -> None:
     user = await api.register_user()
     assert (await api.call("GET", "/api/v1/accounts/verify_credentials", token=user.token)).status == 200
 

@@ -1,6 +1,6 @@
 """The gateway's token and account caches: changes made through the gateway show at once, however long the caches.
 
-The gateway here does not follow the account events, so only its own forgets can explain
+The gateway here does not follow the account events, so only the entries it drops itself can explain
 a fresh response (``test_account_events`` covers the changes made elsewhere).
 """
 

@@ -44,14 +44,14 @@ STATUS: dict[str, Any] = {
 def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with empty memos and leaves the module's own memos as they were."""
     monkeypatch.setattr(render, "_ACCOUNTS_WITHOUT_STATS", {})
-    monkeypatch.setattr(render, "_KEPT_STATUSES", {})
+    monkeypatch.setattr(render, "_STATUS_STRINGS", {})
     yield
 
 
 def status_afresh(status: dict[str, Any], accounts: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """Render ``status`` with empty status memos, as the first rendering ever would."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(render, "_KEPT_STATUSES", {})
+        patch.setattr(render, "_STATUS_STRINGS", {})
         return status_entity(status, accounts, base_url=BASE)
 
 
@@ -296,7 +296,7 @@ class TestMemoBound:
             entity = status_entity(status, accounts, base_url=BASE)
             assert entity is not None
             assert entity["content"] == f"<p>status {n}</p>"
-            sizes.append(len(render._KEPT_STATUSES))
+            sizes.append(len(render._STATUS_STRINGS))
 
         assert sizes == [1, 2, 3, 1, 2, 3, 1]
 

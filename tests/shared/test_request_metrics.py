@@ -26,7 +26,7 @@ def test_requests_and_durations_are_counted() -> None:
     assert sample(metrics, "http_request_duration_seconds_sum", method="GET", route="/a") == pytest.approx(0.04)
 
 
-def test_kept_look_ups_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_label_look_ups_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web, "MAX_KEPT_LABEL_SETS", 2)
     metrics = RequestMetrics()
 
