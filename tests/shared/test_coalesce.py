@@ -1,0 +1,124 @@
+"""The coalescer: look-ups made in one pass of the event loop leave in one batch, and each caller gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import structlog
+
+from twitter_shared.coalesce import Coalescer
+from twitter_shared.errors import Unavailable
+
+
+class Recorder:
+    """A ``send`` that records each batch and answers each key with ``key * 10``, or fails as told."""
+
+    def __init__(self, *, fail_with: Exception | None = None, answers: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.request_ids: list[object] = []
+        self.fail_with = fail_with
+        self.answers = answers
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self, keys: list[int]) -> list[int]:
+        self.batches.append(keys)
+        self.request_ids.append(structlog.contextvars.get_contextvars().get("request_id"))
+        await self.release.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        results = [key * 10 for key in keys]
+        return results[: self.answers] if self.answers is not None else results
+
+
+async def test_look_ups_of_one_pass_leave_in_one_batch_and_each_gets_its_answer() -> None:
+    send = Recorder()
+    coalescer = Coalescer("test", send, max_batch=8)
+
+    answers = await asyncio.gather(*(coalescer.load(key) for key in (3, 1, 2, 1)))
+
+    assert answers == [30, 10, 20, 10]
+    assert send.batches == [[3, 1, 2, 1]]
+
+
+async def test_a_lone_look_up_leaves_in_the_same_pass() -> None:
+    send = Recorder()
+    coalescer = Coalescer("test", send, max_batch=8)
+
+    assert await asyncio.wait_for(coalescer.load(7), timeout=1) == 70
+    assert await coalescer.load(8) == 80
+    assert send.batches == [[7], [8]]
+
+
+async def test_max_batch_splits_a_pass_into_batches_in_flight_together() -> None:
+    send = Recorder()
+    send.release.clear()
+    coalescer = Coalescer("test", send, max_batch=3)
+
+    waiting = asyncio.gather(*(coalescer.load(key) for key in range(7)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    in_flight = [list(batch) for batch in send.batches]
+    send.release.set()
+
+    assert await waiting == [key * 10 for key in range(7)]
+    assert in_flight == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+async def test_a_failed_batch_fails_every_look_up_in_it_and_the_next_batch_works() -> None:
+    send = Recorder(fail_with=Unavailable("The post service is unavailable"))
+    coalescer = Coalescer("test", send, max_batch=8)
+
+    results = await asyncio.gather(coalescer.load(1), coalescer.load(2), return_exceptions=True)
+    send.fail_with = None
+
+    assert [type(result) for result in results] == [Unavailable, Unavailable]
+    assert await coalescer.load(3) == 30
+
+
+async def test_a_batch_answered_with_the_wrong_number_of_results_fails_every_look_up() -> None:
+    coalescer = Coalescer("test", Recorder(answers=1), max_batch=8)
+
+    results = await asyncio.gather(coalescer.load(1), coalescer.load(2), return_exceptions=True)
+
+    assert all(isinstance(result, RuntimeError) and "a batch of 2 keys got 1 results" in str(result) for result in results)
+
+
+async def test_a_cancelled_look_up_leaves_the_others_of_its_batch_alone() -> None:
+    send = Recorder()
+    send.release.clear()
+    coalescer = Coalescer("test", send, max_batch=8)
+
+    first = asyncio.create_task(coalescer.load(1))
+    second = asyncio.create_task(coalescer.load(2))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    send.release.set()
+
+    assert await second == 20
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_the_batch_carries_a_request_id_of_its_own() -> None:
+    send = Recorder()
+    coalescer = Coalescer("test", send, max_batch=8)
+
+    async def load_as(request_id: str, key: int) -> int:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return await coalescer.load(key)
+
+    await asyncio.gather(load_as("first-request", 1), load_as("second-request", 2))
+
+    assert len(send.request_ids) == 1
+    assert send.request_ids[0] not in (None, "first-request", "second-request")
+
+
+async def test_batch_sizes_are_reported() -> None:
+    sizes: list[int] = []
+    coalescer = Coalescer("test", Recorder(), max_batch=2, observe=sizes.append)
+
+    await asyncio.gather(*(coalescer.load(key) for key in range(5)))
+
+    assert sizes == [2, 2, 1]
