@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST])
     app.cleanup_ctx.append(_background_tasks)
     app.router.add_get(r"/internal/timelines/{owner_id:\d+}", views.home_timeline)
+    app.router.add_get("/internal/timelines", views.home_timelines)
     app.router.add_get("/internal/progress", views.progress)
     app.router.add_post("/internal/timelines/trim", views.trim)
     return app

@@ -7,7 +7,7 @@ from aiohttp import web
 from twitter_shared.consumer import read_cursor
 from twitter_shared.database import read_only
 from twitter_shared.outbox import BEYOND_ANY_POSITION
-from twitter_shared.pagination import parse_id, parse_page
+from twitter_shared.pagination import parse_id, parse_page, query_ids
 from twitter_shared.runtime import ENGINE, SETTINGS, client
 from twitter_shared.settings import ServiceName
 from twitter_shared.web import json_response
@@ -24,6 +24,13 @@ async def home_timeline(request: web.Request) -> web.Response:
     assert owner_id is not None  # the route pattern only matches digits
     page = parse_page(request.query, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
     return json_response(await store.timeline_page(request.app[ENGINE], owner_id, page=page))
+
+
+async def home_timelines(request: web.Request) -> web.Response:
+    """Return the same page of several owners' timelines: ``{"pages": [[id, ...], ...]}`` in ``owner_ids`` order."""
+    owner_ids = query_ids(request, "owner_ids")
+    page = parse_page(request.query, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
+    return json_response({"pages": await store.timeline_pages(request.app[ENGINE], owner_ids, page=page)})
 
 
 async def progress(request: web.Request) -> web.Response:

@@ -1,0 +1,43 @@
+"""``GET /internal/timelines?owner_ids=``: the same page of several home timelines in one call."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.post.cluster import Cluster
+
+
+async def test_each_owner_gets_the_page_its_own_call_gives(cluster: Cluster) -> None:
+    alice, bob, carol = [await cluster.new_account(name) for name in ("alice", "bob", "carol")]
+    await cluster.follow(alice, bob)
+    for number in range(4):
+        await cluster.post(bob, f"bob {number}")
+        await cluster.post(alice, f"alice {number}")
+    await cluster.settled()
+    owners = [alice, bob, carol, alice]
+
+    for params in ({"limit": 3}, {"limit": 2, "max_id": (await cluster.home(alice))[1]}, {"min_id": (await cluster.home(alice))[-1]}):
+        answer = await cluster.timelines.get("/internal/timelines", params={"owner_ids": ",".join(owners), **params})
+
+        assert answer["pages"] == [await cluster.home(owner, **params) for owner in owners]
+    assert (await cluster.timelines.get("/internal/timelines", params={"owner_ids": carol}))["pages"] == [[]]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"owner_ids": "1,x"}, "owner_ids must be a numeric id"),
+        ({"owner_ids": ",".join(["1"] * 201)}, "at most 200 ids per request"),
+        ({"owner_ids": "1", "limit": "0"}, "limit must be a positive integer"),
+        ({"owner_ids": "1", "max_id": "abc"}, "max_id must be a numeric id"),
+    ],
+    ids=["bad-owner", "too-many-owners", "bad-limit", "bad-cursor"],
+)
+async def test_a_malformed_request_is_refused(cluster: Cluster, params: dict, message: str) -> None:
+    answer = await cluster.timelines.get("/internal/timelines", params=params, expect=422)
+
+    assert answer == {"error": message}
+
+
+async def test_no_owners_is_an_empty_answer(cluster: Cluster) -> None:
+    assert await cluster.timelines.get("/internal/timelines", params={"owner_ids": ""}) == {"pages": []}
