@@ -61,11 +61,12 @@ COUNTS_BY_ID = DriverQuery(
 FIXED_FIELDS = FixedFields._fields
 FIXED_BY_ID = DriverQuery(f"SELECT id, {', '.join(FIXED_FIELDS)} FROM statuses WHERE id IN :ids", id_lists=("ids",))
 MENTIONS_OF = DriverQuery("SELECT status_id, account_id, username FROM mentions WHERE status_id IN :ids", id_lists=("ids",))
-# Both flags in one statement, tagged by FAVOURITED and REBLOGGED.
+# Both flags of several viewers in one statement, tagged by FAVOURITED and REBLOGGED.
 VIEWER_FLAGS = DriverQuery(
-    f"SELECT {FAVOURITED}, status_id FROM favourites WHERE account_id = :viewer_id AND status_id IN :ids"
-    f" UNION ALL SELECT {REBLOGGED}, reblog_of_id FROM statuses WHERE account_id = :viewer_id AND reblog_of_id IN :ids",
-    id_lists=("ids",),
+    f"SELECT {FAVOURITED}, account_id, status_id FROM favourites WHERE account_id IN :viewer_ids AND status_id IN :ids"
+    f" UNION ALL SELECT {REBLOGGED}, account_id, reblog_of_id FROM statuses"
+    " WHERE account_id IN :viewer_ids AND reblog_of_id IN :ids",
+    id_lists=("viewer_ids", "ids"),
 )
 # Statuses are never edited, so their fixed fields, rendered as in ``S``, are kept by id. Past this
 # many the memo starts empty again. That bounds its memory at about 0.5 KB a status, mostly text
@@ -139,43 +140,58 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
     Whether a status exists comes from the counts read in this snapshot, never from the memo,
     so a deleted status is never rendered.
     """
-    counts = await load_counts(connection, status_ids)
+    return (await render_lookups(connection, [(status_ids, viewer_id)]))[0]
+
+
+async def render_lookups(connection: Any, lookups: list[tuple[list[int], int | None]]) -> list[dict[int, dict[str, Any]]]:
+    """Answer several ``render`` calls, each ``(status ids, viewer id)``, with one set of queries for all."""
+    wanted = sorted({status_id for status_ids, _ in lookups for status_id in status_ids})
+    counts = await load_counts(connection, wanted)
     missing_originals = [row.reblog_of_id for row in counts.values() if row.reblog_of_id and row.reblog_of_id not in counts]
     counts.update(await load_counts(connection, missing_originals))
     if not counts:
-        return {}
+        return [{} for _ in lookups]
     all_ids = list(counts)
     fixed = await load_fixed_fields(connection, all_ids)
+    mentioned = await _mentions(connection, [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id].text])
+    flags = await _viewer_flags(connection, {viewer_id for _, viewer_id in lookups if viewer_id is not None}, all_ids)
 
-    mentioned: dict[int, list[dict[str, str]]] = {}
-    # Mentions are found in the text when a status is created, so a batch without an "@" has none.
-    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id].text]
-    for status_id, account_id, username in await fetch_rows(connection, MENTIONS_OF, ids=with_at) if with_at else ():
-        mentioned.setdefault(status_id, []).append({"id": str(account_id), "username": username})
-    for listed in mentioned.values():
-        # Sorted here, not by the database: PostgreSQL's collation orders usernames differently.
-        listed.sort(key=mention_order)
-
-    favourited: set[int] = set()
-    reblogged: set[int] = set()
-    if viewer_id is not None:
-        for flag, status_id in await fetch_rows(connection, VIEWER_FLAGS, viewer_id=viewer_id, ids=all_ids):
-            (favourited if flag == FAVOURITED else reblogged).add(status_id)
-
-    def entity(row: StatusCounts) -> dict[str, Any]:
+    def entity(row: StatusCounts, viewer_id: int | None) -> dict[str, Any]:
         original = counts.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
         return status_entity(
             fixed[row.id],
             row,
-            reblog=entity(original) if original is not None else None,
+            reblog=entity(original, viewer_id) if original is not None else None,
             mentions=mentioned.get(row.id, []),
-            favourited=flag_id in favourited,
-            reblogged=flag_id in reblogged,
+            favourited=(viewer_id, FAVOURITED, flag_id) in flags,
+            reblogged=(viewer_id, REBLOGGED, flag_id) in flags,
         )
 
-    return {row_id: entity(counts[row_id]) for row_id in status_ids if row_id in counts and row_id in fixed}
+    return [
+        {row_id: entity(counts[row_id], viewer_id) for row_id in status_ids if row_id in counts and row_id in fixed}
+        for status_ids, viewer_id in lookups
+    ]
+
+
+async def _mentions(connection: Any, status_ids: list[int]) -> dict[int, list[dict[str, str]]]:
+    # Mentions are found in the text when a status is created, so the caller passes only statuses with an "@".
+    mentioned: dict[int, list[dict[str, str]]] = {}
+    for status_id, account_id, username in await fetch_rows(connection, MENTIONS_OF, ids=status_ids) if status_ids else ():
+        mentioned.setdefault(status_id, []).append({"id": str(account_id), "username": username})
+    for listed in mentioned.values():
+        # Sorted here, not by the database: PostgreSQL's collation orders usernames differently.
+        listed.sort(key=mention_order)
+    return mentioned
+
+
+async def _viewer_flags(connection: Any, viewer_ids: set[int], status_ids: list[int]) -> set[tuple[int, int, int]]:
+    """Return ``(viewer id, FAVOURITED or REBLOGGED, status id)`` for each flag the viewers have on these statuses."""
+    if not viewer_ids:
+        return set()
+    rows = await fetch_rows(connection, VIEWER_FLAGS, viewer_ids=sorted(viewer_ids), ids=status_ids)
+    return {(viewer_id, flag, status_id) for flag, viewer_id, status_id in rows}
 
 
 def mention_order(mention: dict[str, str]) -> str:

@@ -260,11 +260,23 @@ async def get_statuses_with_author_stats(
     The authors are those of the statuses and of reblogged originals, the accounts a client
     renders. The gateway then needs no separate stats call to hydrate a page.
     """
+    return (await look_up_statuses(engine, [(status_ids, viewer_id)]))[0]
+
+
+async def look_up_statuses(engine: AsyncEngine, lookups: list[tuple[list[int], int | None]]) -> list[dict[str, Any]]:
+    """Answer several ``get_statuses_with_author_stats`` look-ups, each ``(status ids, viewer id)``, from one read."""
     async with read_only(engine) as connection:
-        rendered = await entities.render(connection, status_ids, viewer_id=viewer_id)
-        found = [rendered[status_id] for status_id in dict.fromkeys(status_ids) if status_id in rendered]
-        stats = await _account_stats(connection, authors_of(found))
-    return {"statuses": found, "author_stats": stats}
+        rendered = await entities.render_lookups(connection, lookups)
+        found = [
+            [page[status_id] for status_id in dict.fromkeys(status_ids) if status_id in page]
+            for (status_ids, _), page in zip(lookups, rendered, strict=True)
+        ]
+        authors = [authors_of(statuses_found) for statuses_found in found]
+        stats = await _account_stats(connection, sorted({author for page_authors in authors for author in page_authors}))
+    return [
+        {"statuses": statuses_found, "author_stats": {str(author): stats[str(author)] for author in page_authors}}
+        for statuses_found, page_authors in zip(found, authors, strict=True)
+    ]
 
 
 def authors_of(found: list[dict[str, Any]]) -> list[int]:

@@ -14,7 +14,7 @@ from twitter_shared.consumer import read_cursor
 from twitter_shared.database import read_only
 from twitter_shared.errors import ValidationFailed
 from twitter_shared.outbox import BEYOND_ANY_POSITION
-from twitter_shared.pagination import parse_id, parse_page, path_id, query_ids
+from twitter_shared.pagination import MAX_BATCH_IDS, parse_id, parse_page, path_id, query_ids
 from twitter_shared.runtime import ENGINE, IDS, OUTBOX_READER, SETTINGS, client
 from twitter_shared.settings import ServiceName
 from twitter_shared.web import json_response, read_json_object
@@ -26,6 +26,8 @@ MAX_REFS = 5000
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_IDEMPOTENCY_KEY = 200
 MAX_LANGUAGE = 16
+# A gateway batches the look-ups of concurrent requests; it sends at most this many in one call.
+MAX_LOOKUPS = 64
 TRUE_VALUES = {"1", "true", "True", "on", "yes"}
 
 
@@ -122,6 +124,29 @@ async def get_statuses(request: web.Request) -> web.Response:
         found = await store.get_statuses_with_author_stats(request.app[ENGINE], query_ids(request), viewer_id=viewer(request))
         return json_response(found)
     return json_response(await store.get_statuses(request.app[ENGINE], query_ids(request), viewer_id=viewer(request)))
+
+
+async def look_up_statuses(request: web.Request) -> web.Response:
+    """Answer a batch of look-ups: ``{"lookups": [{"ids": [...], "viewer_id": ...}]}``, results in the same order.
+
+    Each result is what ``GET /internal/statuses?author_stats=true`` returns for its ids and viewer.
+    """
+    body = await read_json_object(request)
+    lookups = body.get("lookups")
+    if not isinstance(lookups, list) or not lookups or len(lookups) > MAX_LOOKUPS:
+        raise ValidationFailed(f"lookups must be a list of 1 to {MAX_LOOKUPS} look-ups")
+    parsed = [_lookup(item) for item in lookups]
+    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed)})
+
+
+def _lookup(item: Any) -> tuple[list[int], int | None]:
+    if not isinstance(item, dict) or not isinstance(item.get("ids"), list):
+        raise ValidationFailed("each look-up must be an object with a list of ids")
+    ids = item["ids"]
+    if len(ids) > MAX_BATCH_IDS or not all(isinstance(value, str) for value in ids):
+        raise ValidationFailed(f"ids must be at most {MAX_BATCH_IDS} numeric ids")
+    status_ids = [parse_id(value, name="ids") for value in ids]
+    return [value for value in status_ids if value is not None], body_id(item, "viewer_id")
 
 
 async def get_status(request: web.Request) -> web.Response:

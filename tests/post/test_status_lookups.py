@@ -1,0 +1,74 @@
+"""``POST /internal/statuses/lookups``: several pages of statuses, each for its own viewer, in one call."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.post.cluster import Cluster
+
+LOOKUPS = "/internal/statuses/lookups"
+
+
+async def single(cluster: Cluster, ids: list[str], viewer_id: str) -> dict:
+    params = {"ids": ",".join(ids), "viewer_id": viewer_id, "author_stats": "true"}
+    return await cluster.posts.get("/internal/statuses", params=params)
+
+
+async def test_each_look_up_answers_as_its_own_call_would(cluster: Cluster) -> None:
+    alice, bob, carol = [await cluster.new_account(name) for name in ("alice", "bob", "carol")]
+    first = await cluster.post(alice, "first, hello @bob")
+    second = await cluster.post(bob, "second")
+    reblog = await cluster.reblog(carol, first["id"])
+    await cluster.posts.post(f"/internal/statuses/{second['id']}/favourite", {"account_id": alice})
+    pages = [
+        ([second["id"], first["id"], reblog["id"]], alice),
+        ([reblog["id"], second["id"]], carol),
+        ([first["id"], first["id"], "999999"], bob),
+    ]
+
+    answer = await cluster.posts.post(LOOKUPS, {"lookups": [{"ids": ids, "viewer_id": viewer} for ids, viewer in pages]})
+
+    assert answer["results"] == [await single(cluster, ids, viewer) for ids, viewer in pages]
+    by_viewer = {viewer: result["statuses"] for (_, viewer), result in zip(pages, answer["results"], strict=True)}
+    assert [status["favourited"] for status in by_viewer[alice]] == [True, False, False]
+    assert [status["reblogged"] for status in by_viewer[carol]] == [True, False]
+    assert [status["id"] for status in by_viewer[bob]] == [first["id"]]
+
+
+async def test_a_deleted_status_is_left_out_of_every_look_up(cluster: Cluster) -> None:
+    author = await cluster.new_account()
+    kept, deleted = await cluster.post(author, "kept"), await cluster.post(author, "deleted")
+    await cluster.delete_status(author, deleted["id"])
+
+    answer = await cluster.posts.post(
+        LOOKUPS, {"lookups": [{"ids": [deleted["id"], kept["id"]], "viewer_id": author}, {"ids": [deleted["id"]]}]}
+    )
+
+    assert [[status["id"] for status in result["statuses"]] for result in answer["results"]] == [[kept["id"]], []]
+    assert answer["results"][1]["author_stats"] == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "lookups must be a list of 1 to 64 look-ups"),
+        ({"lookups": []}, "lookups must be a list of 1 to 64 look-ups"),
+        ({"lookups": {"ids": []}}, "lookups must be a list of 1 to 64 look-ups"),
+        ({"lookups": [{"ids": []}] * 65}, "lookups must be a list of 1 to 64 look-ups"),
+        ({"lookups": ["1"]}, "each look-up must be an object with a list of ids"),
+        ({"lookups": [{"ids": "1,2"}]}, "each look-up must be an object with a list of ids"),
+        ({"lookups": [{"ids": [1]}]}, "ids must be at most 200 numeric ids"),
+        ({"lookups": [{"ids": ["1"] * 201}]}, "ids must be at most 200 numeric ids"),
+        ({"lookups": [{"ids": ["x"]}]}, "ids must be a numeric id"),
+        ({"lookups": [{"ids": ["1"], "viewer_id": "-1"}]}, "viewer_id must be a numeric id"),
+    ],
+    ids=["missing", "empty", "object", "too-many", "not-an-object", "ids-not-a-list", "int-id", "too-many-ids", "bad-id", "bad-viewer"],
+)
+async def test_a_malformed_batch_is_refused(cluster: Cluster, body: dict, message: str) -> None:
+    answer = await cluster.posts.post(LOOKUPS, body, expect=422)
+
+    assert answer == {"error": message}
+
+
+async def test_look_ups_need_the_service_token(cluster: Cluster) -> None:
+    await cluster.posts.post(LOOKUPS, {"lookups": [{"ids": []}]}, token=None, expect=401)
