@@ -16,6 +16,7 @@ from aiohttp import web
 
 from twitter_gateway.account_events import EVENT_COVERAGE, AccountEventFollower, EventCoverage
 from twitter_gateway.auth import TOKENS, TokenChecker, optional_viewer
+from twitter_gateway.batching import batching_context
 from twitter_gateway.hydrate import ACCOUNT_CACHE, AccountRecordCache
 from twitter_gateway.openapi import openapi_document
 from twitter_gateway.ratelimit import API_LIMITER, REGISTRATION_LIMITER, Decision, RateLimiter
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     app[EVENT_COVERAGE] = EventCoverage(seconds=settings.event_cache_seconds)
     app[ACCOUNT_CACHE] = AccountRecordCache(settings.account_cache_seconds, coverage=app[EVENT_COVERAGE])
     use_clients(app, settings=settings, targets=[ServiceName.ACCOUNT, ServiceName.POST, ServiceName.TIMELINE])
+    app.cleanup_ctx.append(batching_context)
     app.cleanup_ctx.append(_token_checker)
     app.cleanup_ctx.append(_account_events)
     add_routes(app.router)

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from twitter_gateway.auth import optional_viewer, require_user
+from twitter_gateway.batching import statuses_with_author_stats, timeline_page
 from twitter_gateway.hydrate import account_records, status_entities, status_entity_for
 from twitter_gateway.links import pagination_link
 from twitter_shared.errors import NotFound, ValidationFailed
@@ -179,19 +180,15 @@ async def _read_home(
 
     Returns the ids the page spans (for the Link cursors), the statuses found and their authors' stats.
     """
-    timelines = client(request.app, ServiceName.TIMELINE)
-    posts = client(request.app, ServiceName.POST)
     spanned: list[str] = []
     found: list[dict[str, Any]] = []
     author_stats: dict[str, Any] = {}
     current = page
     for _ in range(HOME_REFILL_ROUNDS):
-        ids = await timelines.get(f"/internal/timelines/{account_id}", params=current.as_params())
+        ids = await timeline_page(request, account_id, current)
         if not ids:
             break
-        answer = await posts.get(
-            "/internal/statuses", params={"ids": ",".join(ids), "viewer_id": str(account_id), "author_stats": "true"}
-        )
+        answer = await statuses_with_author_stats(request, ids, account_id)
         spanned.extend(ids)
         found.extend(answer["statuses"])
         author_stats.update(answer["author_stats"])

@@ -1,0 +1,92 @@
+"""The calls a batch of home reads makes: grouped by page, mapped back to each read, checked, and
+answered one by one by services older than the gateway (during a rolling upgrade)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from twitter_gateway import batching
+from twitter_shared.errors import NotFound, UpstreamError
+from twitter_shared.pagination import PageRequest
+
+FIRST_PAGE = PageRequest(limit=20)
+OLDER_PAGE = PageRequest(max_id=500, limit=20)
+
+
+def page_of(owner_id: int, params: dict[str, str]) -> list[str]:
+    """The page a fake timeline service holds for an owner: its id, then the bound."""
+    return [str(owner_id), params.get("max_id", "top")]
+
+
+class FakeService:
+    """Answers like the timeline and post services; ``old`` ones lack the batch routes, ``answer`` overrides them."""
+
+    def __init__(self, *, old: bool = False, answer: Any = None) -> None:
+        self.old = old
+        self.answer = answer
+        self.calls: list[tuple[str, str, Any]] = []
+
+    async def get(self, path: str, *, params: dict[str, str]) -> Any:
+        self.calls.append(("GET", path, params))
+        if path == "/internal/timelines":
+            if self.old:
+                raise NotFound()
+            if self.answer is not None:
+                return self.answer
+            return {"pages": [page_of(int(owner), params) for owner in params["owner_ids"].split(",")]}
+        if path.startswith("/internal/timelines/"):
+            return page_of(int(path.rsplit("/", 1)[1]), params)
+        return {"statuses": params["ids"].split(","), "author_stats": {"viewer": params["viewer_id"]}}
+
+    async def post(self, path: str, *, body: dict[str, Any], idempotent: bool) -> Any:
+        self.calls.append(("POST", path, body))
+        assert idempotent
+        if self.old:
+            raise NotFound()
+        if self.answer is not None:
+            return self.answer
+        return {"results": [{"statuses": item["ids"], "author_stats": {"viewer": item["viewer_id"]}} for item in body["lookups"]]}
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["batch-route", "older-service"])
+async def test_timeline_pages_are_grouped_by_page_and_mapped_back(old: bool) -> None:
+    service = FakeService(old=old)
+    keys = [(1, FIRST_PAGE), (2, OLDER_PAGE), (3, FIRST_PAGE), (1, FIRST_PAGE)]
+
+    pages = await batching._timeline_pages(service, keys)  # type: ignore[arg-type]
+
+    assert pages == [["1", "top"], ["2", "500"], ["3", "top"], ["1", "top"]]
+    batch_calls = [params["owner_ids"] for _, path, params in service.calls if path == "/internal/timelines"]
+    assert sorted(batch_calls) == ["1,3,1", "2"]
+    single_calls = [path for _, path, _ in service.calls if path != "/internal/timelines"]
+    assert len(single_calls) == (4 if old else 0)
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["batch-route", "older-service"])
+async def test_status_lookups_keep_each_viewer(old: bool) -> None:
+    service = FakeService(old=old)
+    keys = [(("10", "11"), 1), (("11",), 2)]
+
+    results = await batching._status_lookups(service, keys)  # type: ignore[arg-type]
+
+    assert results == [
+        {"statuses": ["10", "11"], "author_stats": {"viewer": "1"}},
+        {"statuses": ["11"], "author_stats": {"viewer": "2"}},
+    ]
+    assert [method for method, _, _ in service.calls] == (["POST", "GET", "GET"] if old else ["POST"])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [["not", "an", "object"], {"pages": "x", "results": "x"}, {"pages": [[]], "results": [{}]}, {}],
+    ids=["list", "not-a-list", "one-answer-for-two", "empty"],
+)
+async def test_an_unreadable_batch_answer_is_a_bad_gateway(answer: Any) -> None:
+    service = FakeService(answer=answer)
+
+    with pytest.raises(UpstreamError, match="timeline service returned an unreadable response"):
+        await batching._timeline_pages(service, [(1, FIRST_PAGE), (2, FIRST_PAGE)])  # type: ignore[arg-type]
+    with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
+        await batching._status_lookups(service, [(("1",), 1), (("2",), 2)])  # type: ignore[arg-type]
