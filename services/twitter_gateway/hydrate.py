@@ -12,10 +12,11 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from twitter_gateway.account_events import EventCoverage
-from twitter_gateway.render import account_entity, status_account_ids, status_entity
+from twitter_gateway.render import Author, account_entity, account_json, status_account_ids, status_json
 from twitter_shared.errors import BadRequest, NotFound
 from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
@@ -112,9 +113,30 @@ async def account_entities(
     account records already read; only the rest is fetched, records and stats concurrently.
     ``use_cache`` is passed on to ``account_records``.
     """
+    records, stats = await _records_and_stats(
+        request, account_ids, known_stats=known_stats, known_records=known_records, use_cache=use_cache
+    )
+    root = base_url(request)
+    return {
+        account["id"]: account_entity(
+            account, stats.get(account["id"]), base_url=root, with_source=account["id"] == with_source_for
+        )
+        for account in records
+    }
+
+
+async def _records_and_stats(
+    request: web.Request,
+    account_ids: list[str] | set[str],
+    *,
+    known_stats: dict[str, Any] | None,
+    known_records: list[dict[str, Any]] | None,
+    use_cache: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return the records of the accounts that exist and the post stats of all (see ``account_entities``)."""
     ids = sorted(set(account_ids))
     if not ids:
-        return {}
+        return [], {}
     stats: dict[str, Any] = dict(known_stats or {})
     known = [record for record in known_records or () if record["id"] in ids]
     known_ids = {record["id"] for record in known}
@@ -126,13 +148,7 @@ async def account_entities(
     )
     for chunk in stats_chunks:
         stats.update(chunk)
-    root = base_url(request)
-    return {
-        account["id"]: account_entity(
-            account, stats.get(account["id"]), base_url=root, with_source=account["id"] == with_source_for
-        )
-        for account in [*fetched, *known]
-    }
+    return [*fetched, *known], stats
 
 
 async def account_records(request: web.Request, account_ids: list[str], *, use_cache: bool = True) -> list[dict[str, Any]]:
@@ -174,13 +190,21 @@ async def status_entities(
     with_text: bool = False,
     author_stats: dict[str, Any] | None = None,
     author_records: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """Render statuses in order, dropping any whose author has been deleted meanwhile; authors may come from the cache."""
-    accounts = await account_entities(
+) -> list[orjson.Fragment]:
+    """Render statuses in order as JSON, dropping any whose author has been deleted meanwhile.
+
+    Authors may come from the cache. Each status is JSON ready for a response (``status_json``):
+    the views only send statuses, and a kept rendering costs far less than a new one.
+    """
+    records, stats = await _records_and_stats(
         request, status_account_ids(statuses), known_stats=author_stats, known_records=author_records, use_cache=True
     )
     root = base_url(request)
-    rendered = (status_entity(status, accounts, base_url=root, with_text=with_text) for status in statuses)
+    authors = {
+        record["id"]: Author(record["username"], account_json(record, stats.get(record["id"]), base_url=root))
+        for record in records
+    }
+    rendered = (status_json(status, authors, base_url=root, with_text=with_text) for status in statuses)
     return [entity for entity in rendered if entity is not None]
 
 
@@ -191,7 +215,7 @@ async def status_entity_for(
     with_text: bool = False,
     author_stats: dict[str, Any] | None = None,
     author_records: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> orjson.Fragment:
     rendered = await status_entities(
         request, [status], with_text=with_text, author_stats=author_stats, author_records=author_records
     )

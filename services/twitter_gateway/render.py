@@ -13,6 +13,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import orjson
+
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})(?:@[A-Za-z0-9.-]+)?")
 DEFAULT_AVATAR = "/avatars/original/missing.png"
@@ -23,6 +25,10 @@ RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 MAX_MEMO_ENTRIES = 20_000
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
 _STATUS_STRINGS: dict[tuple[str, str, bool], _StatusStrings] = {}
+_ACCOUNT_JSON: dict[tuple[Any, ...], orjson.Fragment] = {}
+# A status's JSON is about 2 KB with its author's, so fewer of them are kept: at most about 20 MB.
+MAX_KEPT_STATUS_JSON = 10_000
+_STATUS_JSON: dict[tuple[Any, ...], orjson.Fragment] = {}
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
@@ -186,7 +192,73 @@ def status_entity(
         reblog = status_entity(status["reblog"], accounts, base_url=base_url)
         if reblog is None:
             return None
-    strings = _status_strings(status, account["username"], base_url=base_url, is_reblog=reblog is not None)
+    return _status_fields(status, account["username"], account, reblog, base_url=base_url, with_text=with_text)
+
+
+class Author(NamedTuple):
+    """An account as ``status_json`` embeds it: its username and the JSON of its entity (see ``account_json``)."""
+
+    username: str
+    json: orjson.Fragment
+
+
+def account_json(account: dict[str, Any], stats: dict[str, Any] | None, *, base_url: str) -> orjson.Fragment:
+    """Return ``account_entity(account, stats)`` as JSON, kept by everything it is made from."""
+    stats = stats or {}
+    key = (base_url, stats.get("statuses_count", 0), stats.get("last_status_at"), *account.items())
+    found = _ACCOUNT_JSON.get(key)
+    if found is None:
+        if len(_ACCOUNT_JSON) >= MAX_MEMO_ENTRIES:
+            _ACCOUNT_JSON.clear()
+        found = _ACCOUNT_JSON[key] = orjson.Fragment(orjson.dumps(account_entity(account, stats, base_url=base_url)))
+    return found
+
+
+def status_json(
+    status: dict[str, Any], authors: dict[str, Author], *, base_url: str, with_text: bool = False
+) -> orjson.Fragment | None:
+    """Return ``status_entity`` as JSON, or None when an author is gone; kept between pages.
+
+    The key holds every field of the status that can change (its counts, the viewer's flags,
+    its mentions) and its author's JSON, itself kept by everything it is made from. The other
+    fields of a status never change once it is created. The text is in the key all the same, as
+    in ``_status_strings``.
+    """
+    author = authors.get(status["account_id"])
+    if author is None:
+        return None
+    reblog = None
+    if status.get("reblog"):
+        reblog = status_json(status["reblog"], authors, base_url=base_url)
+        if reblog is None:
+            return None
+    key = (
+        base_url,
+        with_text,
+        status["id"],
+        status.get("text", ""),
+        status.get("replies_count", 0),
+        status.get("reblogs_count", 0),
+        status.get("favourites_count", 0),
+        status.get("favourited"),
+        status.get("reblogged"),
+        tuple(mention["id"] for mention in status.get("mentions", ())),
+        author.json,
+        reblog,
+    )
+    found = _STATUS_JSON.get(key)
+    if found is None:
+        if len(_STATUS_JSON) >= MAX_KEPT_STATUS_JSON:
+            _STATUS_JSON.clear()
+        entity = _status_fields(status, author.username, author.json, reblog, base_url=base_url, with_text=with_text)
+        found = _STATUS_JSON[key] = orjson.Fragment(orjson.dumps(entity))
+    return found
+
+
+def _status_fields(
+    status: dict[str, Any], username: str, account: Any, reblog: Any, *, base_url: str, with_text: bool
+) -> dict[str, Any]:
+    strings = _status_strings(status, username, base_url=base_url, is_reblog=reblog is not None)
     entity = {
         "id": status["id"],
         "created_at": strings.created_at,

@@ -1,0 +1,136 @@
+"""The gateway's kept JSON of statuses and accounts is the JSON of a fresh rendering, whatever changed.
+
+``status_json`` and ``account_json`` keep what they serialize, keyed by everything it is
+made from. Every test renders once so that the JSON is kept, changes one input, and compares
+the next JSON with ``status_entity`` and ``account_entity`` rendered with empty memos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.gateway.test_render_memo import ALICE, BASE, BOB, STATUS
+from twitter_gateway import render
+from twitter_gateway.render import Author, account_entity, account_json, status_entity, status_json
+
+STATS = {"1": {"statuses_count": 5, "last_status_at": "2026-12-04"}, "2": {"statuses_count": 1, "last_status_at": None}}
+RECORDS = {"1": ALICE, "2": BOB}
+
+
+@pytest.fixture(autouse=True)
+def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("_ACCOUNTS_WITHOUT_STATS", "_STATUS_STRINGS", "_ACCOUNT_JSON", "_STATUS_JSON"):
+        monkeypatch.setattr(render, name, {})
+    yield
+
+
+def authors(records: dict[str, dict[str, Any]], stats: dict[str, Any]) -> dict[str, Author]:
+    return {
+        account_id: Author(record["username"], account_json(record, stats.get(account_id), base_url=BASE))
+        for account_id, record in records.items()
+    }
+
+
+def fresh(status: dict[str, Any], records: dict[str, dict[str, Any]], stats: dict[str, Any], **options: Any) -> Any:
+    """The JSON value of ``status`` rendered by ``status_entity`` with every memo empty."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "_ACCOUNTS_WITHOUT_STATS", {})
+        patch.setattr(render, "_STATUS_STRINGS", {})
+        accounts = {key: account_entity(record, stats.get(key), base_url=BASE) for key, record in records.items()}
+        return orjson.loads(orjson.dumps(status_entity(status, accounts, base_url=BASE, **options)))
+
+
+def as_value(fragment: orjson.Fragment | None) -> Any:
+    return orjson.loads(orjson.dumps(fragment))
+
+
+REBLOG = {**STATUS, "id": "101", "account_id": "2", "text": "", "mentions": [], "reblog": STATUS}
+
+
+@pytest.mark.parametrize(
+    ("status", "records", "stats"),
+    [
+        (STATUS, RECORDS, STATS),
+        ({**STATUS, "favourites_count": 3}, RECORDS, STATS),
+        ({**STATUS, "reblogs_count": 2, "replies_count": 1}, RECORDS, STATS),
+        ({**STATUS, "favourited": True}, RECORDS, STATS),
+        ({**STATUS, "reblogged": True}, RECORDS, STATS),
+        ({**STATUS, "mentions": []}, RECORDS, STATS),
+        ({**STATUS, "text": "Edited @bob"}, RECORDS, STATS),
+        (STATUS, RECORDS, {**STATS, "1": {"statuses_count": 6, "last_status_at": "2026-12-05"}}),
+        (STATUS, {**RECORDS, "1": {**ALICE, "followers_count": 9}}, STATS),
+        (STATUS, {**RECORDS, "1": {**ALICE, "display_name": "Alice B."}}, STATS),
+        (REBLOG, RECORDS, STATS),
+        ({**REBLOG, "reblog": {**STATUS, "favourites_count": 7}}, RECORDS, STATS),
+    ],
+    ids=[
+        "same",
+        "favourites",
+        "reblogs-and-replies",
+        "favourited",
+        "reblogged",
+        "mention-gone",
+        "text",
+        "author-posted",
+        "author-followed",
+        "author-renamed",
+        "reblog",
+        "reblogged-original-counted",
+    ],
+)
+def test_json_after_a_change_is_a_fresh_rendering(status: dict, records: dict, stats: dict) -> None:
+    kept = as_value(status_json(STATUS, authors(RECORDS, STATS), base_url=BASE))
+    kept_reblog = as_value(status_json(REBLOG, authors(RECORDS, STATS), base_url=BASE))
+
+    again = as_value(status_json(status, authors(records, stats), base_url=BASE))
+
+    assert kept == fresh(STATUS, RECORDS, STATS)
+    assert kept_reblog == fresh(REBLOG, RECORDS, STATS)
+    assert again == fresh(status, records, stats)
+
+
+def test_with_text_is_kept_apart() -> None:
+    status_json(STATUS, authors(RECORDS, STATS), base_url=BASE)
+
+    with_text = as_value(status_json(STATUS, authors(RECORDS, STATS), base_url=BASE, with_text=True))
+    without = as_value(status_json(STATUS, authors(RECORDS, STATS), base_url=BASE))
+
+    assert with_text == fresh(STATUS, RECORDS, STATS, with_text=True)
+    assert with_text["text"] == STATUS["text"]
+    assert "text" not in without
+
+
+def test_other_base_url_is_kept_apart() -> None:
+    status_json(STATUS, authors(RECORDS, STATS), base_url=BASE)
+    other = {key: Author(record["username"], account_json(record, None, base_url="https://two.example")) for key, record in RECORDS.items()}
+
+    value = as_value(status_json(STATUS, other, base_url="https://two.example"))
+
+    assert value["url"] == "https://two.example/@alice/100"
+    assert value["account"]["url"] == "https://two.example/@alice"
+
+
+def test_a_status_whose_author_or_original_author_is_gone_is_none() -> None:
+    only_bob = authors({"2": BOB}, STATS)
+
+    assert status_json(STATUS, only_bob, base_url=BASE) is None
+    assert status_json(REBLOG, only_bob, base_url=BASE) is None
+
+
+def test_json_memos_empty_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "MAX_KEPT_STATUS_JSON", 3)
+    monkeypatch.setattr(render, "MAX_MEMO_ENTRIES", 2)
+    sizes = []
+    for n in range(7):
+        status = {**STATUS, "id": str(200 + n), "text": f"status {n}", "mentions": []}
+        record = {**ALICE, "followers_count": n}
+        value = as_value(status_json(status, authors({"1": record}, STATS), base_url=BASE))
+        assert value["content"] == f"<p>status {n}</p>"
+        assert value["account"]["followers_count"] == n
+        sizes.append((len(render._STATUS_JSON), len(render._ACCOUNT_JSON)))
+
+    assert sizes == [(1, 1), (2, 2), (3, 1), (1, 2), (2, 1), (3, 2), (1, 1)]
