@@ -114,7 +114,7 @@ def test_other_base_url_is_kept_apart() -> None:
     assert value["account"]["url"] == "https://two.example/@alice"
 
 
-def test_a_status_whose_author_or_original_author_is_gone_is_none() -> None:
+def test_status_json_without_author_is_none() -> None:
     only_bob = authors({"2": BOB}, STATS)
 
     assert status_json(STATUS, only_bob, base_url=BASE) is None
@@ -123,7 +123,7 @@ def test_a_status_whose_author_or_original_author_is_gone_is_none() -> None:
 
 def test_json_memos_empty_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(render, "MAX_KEPT_STATUS_JSON", 3)
-    monkeypatch.setattr(render, "MAX_MEMO_ENTRIES", 2)
+    monkeypatch.setattr(render, "MAX_KEPT_ACCOUNT_JSON", 2)
     sizes = []
     for n in range(7):
         status = {**STATUS, "id": str(200 + n), "text": f"status {n}", "mentions": []}
