@@ -1,5 +1,6 @@
-"""The calls a batch of home reads makes: grouped by page, mapped back to each read, checked, and
-answered one by one by services older than the gateway (during a rolling upgrade)."""
+"""The calls a batch of home reads makes: grouped by page, mapped back to each read and checked.
+
+Services older than the gateway (met during a rolling upgrade) get one call per read instead."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def page_of(owner_id: int, params: dict[str, str]) -> list[str]:
 
 
 class FakeService:
-    """Answers like the timeline and post services; ``old`` ones lack the batch routes, ``answer`` overrides them."""
+    """Responds like the timeline and post services. ``old`` ones lack the batch routes, and ``answer`` replaces their batch responses."""
 
     def __init__(self, *, old: bool = False, answer: Any = None) -> None:
         self.old = old
@@ -51,7 +52,7 @@ class FakeService:
 
 
 @pytest.mark.parametrize("old", [False, True], ids=["batch-route", "older-service"])
-async def test_timeline_pages_are_grouped_by_page_and_mapped_back(old: bool) -> None:
+async def test_timeline_pages_grouped_by_page(old: bool) -> None:
     service = FakeService(old=old)
     keys = [(1, FIRST_PAGE), (2, OLDER_PAGE), (3, FIRST_PAGE), (1, FIRST_PAGE)]
 
@@ -83,7 +84,7 @@ async def test_status_lookups_keep_each_viewer(old: bool) -> None:
     [["not", "an", "object"], {"pages": "x", "results": "x"}, {"pages": [[]], "results": [{}]}, {}],
     ids=["list", "not-a-list", "one-answer-for-two", "empty"],
 )
-async def test_an_unreadable_batch_answer_is_a_bad_gateway(answer: Any) -> None:
+async def test_unreadable_batch_response_is_502(answer: Any) -> None:
     service = FakeService(answer=answer)
 
     with pytest.raises(UpstreamError, match="timeline service returned an unreadable response"):

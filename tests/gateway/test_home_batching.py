@@ -52,7 +52,7 @@ async def readers_with_their_own_timelines(api: PublicApi) -> list[User]:
     return readers
 
 
-async def test_concurrent_home_reads_each_get_their_own_page(api: PublicApi, stack: Stack) -> None:
+async def test_home_batch_keeps_each_reader_apart(api: PublicApi, stack: Stack) -> None:
     readers = await readers_with_their_own_timelines(api)
     alone = [(await api.call("GET", "/api/v1/timelines/home", token=reader.token)).body for reader in readers]
     before = batch_sizes(stack)
@@ -71,7 +71,7 @@ async def test_concurrent_home_reads_each_get_their_own_page(api: PublicApi, sta
         assert batches < READERS, f"{call}: {READERS} concurrent reads made {batches:.0f} calls"
 
 
-async def test_a_favourite_shows_in_the_next_page_despite_the_kept_rendering(api: PublicApi) -> None:
+async def test_home_favourite_updates_kept_json(api: PublicApi) -> None:
     reader = (await readers_with_their_own_timelines(api))[0]
     page = (await api.call("GET", "/api/v1/timelines/home", token=reader.token)).body
     target = page[0]
@@ -84,7 +84,7 @@ async def test_a_favourite_shows_in_the_next_page_despite_the_kept_rendering(api
     assert again[0]["account"]["statuses_count"] == target["account"]["statuses_count"]
 
 
-async def test_concurrent_home_reads_fail_together_and_recover_when_the_post_service_stops(
+async def test_home_batch_post_service_down(
     api: PublicApi, stack: Stack
 ) -> None:
     readers = await readers_with_their_own_timelines(api)

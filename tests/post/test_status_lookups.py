@@ -14,7 +14,7 @@ async def single(cluster: Cluster, ids: list[str], viewer_id: str) -> dict:
     return await cluster.posts.get("/internal/statuses", params=params)
 
 
-async def test_each_look_up_answers_as_its_own_call_would(cluster: Cluster) -> None:
+async def test_lookups_match_single_calls(cluster: Cluster) -> None:
     alice, bob, carol = [await cluster.new_account(name) for name in ("alice", "bob", "carol")]
     first = await cluster.post(alice, "first, hello @bob")
     second = await cluster.post(bob, "second")
@@ -35,7 +35,7 @@ async def test_each_look_up_answers_as_its_own_call_would(cluster: Cluster) -> N
     assert [status["id"] for status in by_viewer[bob]] == [first["id"]]
 
 
-async def test_a_deleted_status_is_left_out_of_every_look_up(cluster: Cluster) -> None:
+async def test_lookups_skip_deleted_status(cluster: Cluster) -> None:
     author = await cluster.new_account()
     kept, deleted = await cluster.post(author, "kept"), await cluster.post(author, "deleted")
     await cluster.delete_status(author, deleted["id"])
@@ -64,11 +64,11 @@ async def test_a_deleted_status_is_left_out_of_every_look_up(cluster: Cluster) -
     ],
     ids=["missing", "empty", "object", "too-many", "not-an-object", "ids-not-a-list", "int-id", "too-many-ids", "bad-id", "bad-viewer"],
 )
-async def test_a_malformed_batch_is_refused(cluster: Cluster, body: dict, message: str) -> None:
+async def test_lookups_reject_malformed_batch(cluster: Cluster, body: dict, message: str) -> None:
     answer = await cluster.posts.post(LOOKUPS, body, expect=422)
 
     assert answer == {"error": message}
 
 
-async def test_look_ups_need_the_service_token(cluster: Cluster) -> None:
+async def test_lookups_need_service_token(cluster: Cluster) -> None:
     await cluster.posts.post(LOOKUPS, {"lookups": [{"ids": []}]}, token=None, expect=401)

@@ -1,4 +1,4 @@
-"""The coalescer: look-ups made in one pass of the event loop leave in one batch, and each caller gets its own answer."""
+"""The coalescer: keys requested in one pass of the event loop leave in one batch, and each caller gets its own result."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from twitter_shared.errors import Unavailable
 
 
 class Recorder:
-    """A ``send`` that records each batch and answers each key with ``key * 10``, or fails as told."""
+    """A ``send`` that records each batch and returns ``key * 10`` for each key, or raises ``fail_with``."""
 
     def __init__(self, *, fail_with: Exception | None = None, answers: int | None = None) -> None:
         self.batches: list[list[int]] = []
@@ -32,7 +32,7 @@ class Recorder:
         return results[: self.answers] if self.answers is not None else results
 
 
-async def test_look_ups_of_one_pass_leave_in_one_batch_and_each_gets_its_answer() -> None:
+async def test_coalescer_batches_one_pass() -> None:
     send = Recorder()
     coalescer = Coalescer("test", send, max_batch=8)
 
@@ -42,7 +42,7 @@ async def test_look_ups_of_one_pass_leave_in_one_batch_and_each_gets_its_answer(
     assert send.batches == [[3, 1, 2, 1]]
 
 
-async def test_a_lone_look_up_leaves_in_the_same_pass() -> None:
+async def test_coalescer_sends_lone_key_at_once() -> None:
     send = Recorder()
     coalescer = Coalescer("test", send, max_batch=8)
 
@@ -51,7 +51,7 @@ async def test_a_lone_look_up_leaves_in_the_same_pass() -> None:
     assert send.batches == [[7], [8]]
 
 
-async def test_max_batch_splits_a_pass_into_batches_in_flight_together() -> None:
+async def test_coalescer_splits_at_max_batch() -> None:
     send = Recorder()
     send.release.clear()
     coalescer = Coalescer("test", send, max_batch=3)
@@ -66,7 +66,7 @@ async def test_max_batch_splits_a_pass_into_batches_in_flight_together() -> None
     assert in_flight == [[0, 1, 2], [3, 4, 5], [6]]
 
 
-async def test_a_failed_batch_fails_every_look_up_in_it_and_the_next_batch_works() -> None:
+async def test_coalescer_failure_reaches_every_caller() -> None:
     send = Recorder(fail_with=Unavailable("The post service is unavailable"))
     coalescer = Coalescer("test", send, max_batch=8)
 
@@ -77,7 +77,7 @@ async def test_a_failed_batch_fails_every_look_up_in_it_and_the_next_batch_works
     assert await coalescer.load(3) == 30
 
 
-async def test_a_batch_answered_with_the_wrong_number_of_results_fails_every_look_up() -> None:
+async def test_coalescer_rejects_wrong_result_count() -> None:
     coalescer = Coalescer("test", Recorder(answers=1), max_batch=8)
 
     results = await asyncio.gather(coalescer.load(1), coalescer.load(2), return_exceptions=True)
@@ -85,7 +85,7 @@ async def test_a_batch_answered_with_the_wrong_number_of_results_fails_every_loo
     assert all(isinstance(result, RuntimeError) and "a batch of 2 keys got 1 results" in str(result) for result in results)
 
 
-async def test_a_cancelled_look_up_leaves_the_others_of_its_batch_alone() -> None:
+async def test_coalescer_survives_cancelled_caller() -> None:
     send = Recorder()
     send.release.clear()
     coalescer = Coalescer("test", send, max_batch=8)
@@ -101,7 +101,7 @@ async def test_a_cancelled_look_up_leaves_the_others_of_its_batch_alone() -> Non
         await first
 
 
-async def test_the_batch_carries_a_request_id_of_its_own() -> None:
+async def test_coalescer_batch_has_own_request_id() -> None:
     send = Recorder()
     coalescer = Coalescer("test", send, max_batch=8)
 
@@ -115,7 +115,7 @@ async def test_the_batch_carries_a_request_id_of_its_own() -> None:
     assert send.request_ids[0] not in (None, "first-request", "second-request")
 
 
-async def test_batch_sizes_are_reported() -> None:
+async def test_coalescer_reports_batch_sizes() -> None:
     sizes: list[int] = []
     coalescer = Coalescer("test", Recorder(), max_batch=2, observe=sizes.append)
 

@@ -7,7 +7,7 @@ import pytest
 from tests.post.cluster import Cluster
 
 
-async def test_each_owner_gets_the_page_its_own_call_gives(cluster: Cluster) -> None:
+async def test_pages_match_single_calls(cluster: Cluster) -> None:
     alice, bob, carol = [await cluster.new_account(name) for name in ("alice", "bob", "carol")]
     await cluster.follow(alice, bob)
     for number in range(4):
@@ -33,11 +33,11 @@ async def test_each_owner_gets_the_page_its_own_call_gives(cluster: Cluster) -> 
     ],
     ids=["bad-owner", "too-many-owners", "bad-limit", "bad-cursor"],
 )
-async def test_a_malformed_request_is_refused(cluster: Cluster, params: dict, message: str) -> None:
+async def test_pages_reject_malformed_request(cluster: Cluster, params: dict, message: str) -> None:
     answer = await cluster.timelines.get("/internal/timelines", params=params, expect=422)
 
     assert answer == {"error": message}
 
 
-async def test_no_owners_is_an_empty_answer(cluster: Cluster) -> None:
+async def test_pages_without_owners_is_empty(cluster: Cluster) -> None:
     assert await cluster.timelines.get("/internal/timelines", params={"owner_ids": ""}) == {"pages": []}
