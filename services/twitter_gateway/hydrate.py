@@ -16,7 +16,8 @@ import orjson
 from aiohttp import web
 
 from twitter_gateway.account_events import EventCoverage
-from twitter_gateway.render import Author, account_entity, account_json, status_account_ids, status_json
+from twitter_gateway.render import account_entity, status_account_ids
+from twitter_gateway.render_json import Author, account_json, status_json
 from twitter_shared.errors import BadRequest, NotFound
 from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName

@@ -13,8 +13,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import orjson
-
 URL_PATTERN = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 MENTION_PATTERN = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,30})(?:@[A-Za-z0-9.-]+)?")
 DEFAULT_AVATAR = "/avatars/original/missing.png"
@@ -23,14 +21,11 @@ RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 # Renderings are kept by everything they are made from, so a kept one is never out of date. Past
 # this many entries a memo starts empty again, which bounds its memory.
 MAX_MEMO_ENTRIES = 20_000
+# Status strings are made again only when ``render_json`` has no kept JSON of the status, so fewer are kept.
+MAX_KEPT_STATUS_STRINGS = 5_000
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
 _STATUS_STRINGS: dict[tuple[str, str, bool], _StatusStrings] = {}
-# Kept JSON: a status's is about 2 KB with its author's, an account's about 1 KB, so these memos
-# hold at most about 18 and 5 MB (measured with sys.getsizeof on the dataset's renderings).
-MAX_KEPT_STATUS_JSON = 8_000
-MAX_KEPT_ACCOUNT_JSON = 4_000
-_ACCOUNT_JSON: dict[tuple[Any, ...], orjson.Fragment] = {}
-_STATUS_JSON: dict[tuple[Any, ...], orjson.Fragment] = {}
+
 
 
 def rfc3339(value: str | datetime | None) -> str | None:
@@ -194,78 +189,13 @@ def status_entity(
         reblog = status_entity(status["reblog"], accounts, base_url=base_url)
         if reblog is None:
             return None
-    return _status_fields(status, account["username"], account, reblog, base_url=base_url, with_text=with_text)
+    return status_fields(status, account["username"], account, reblog, base_url=base_url, with_text=with_text)
 
 
-class Author(NamedTuple):
-    """An account as ``status_json`` embeds it: its username and the JSON of its entity (see ``account_json``)."""
-
-    username: str
-    json: orjson.Fragment
-
-
-def account_json(account: dict[str, Any], stats: dict[str, Any] | None, *, base_url: str) -> orjson.Fragment:
-    """Return ``account_entity(account, stats)`` as JSON, kept by everything it is made from."""
-    stats = stats or {}
-    key = (base_url, stats.get("statuses_count", 0), stats.get("last_status_at"), *account.items())
-    found = _ACCOUNT_JSON.get(key)
-    if found is None:
-        if len(_ACCOUNT_JSON) >= MAX_KEPT_ACCOUNT_JSON:
-            _ACCOUNT_JSON.clear()
-        found = _ACCOUNT_JSON[key] = _kept_json(account_entity(account, stats, base_url=base_url))
-    return found
-
-
-def status_json(
-    status: dict[str, Any], authors: dict[str, Author], *, base_url: str, with_text: bool = False
-) -> orjson.Fragment | None:
-    """Return ``status_entity`` as JSON, or None when an author is gone; kept between pages.
-
-    The key holds every field of the status that can change (its counts, the viewer's flags,
-    its mentions) and its author's JSON, itself kept by everything it is made from. The other
-    fields of a status never change once it is created. The text is in the key all the same, as
-    in ``_status_strings``.
-    """
-    author = authors.get(status["account_id"])
-    if author is None:
-        return None
-    reblog = None
-    if status.get("reblog"):
-        reblog = status_json(status["reblog"], authors, base_url=base_url)
-        if reblog is None:
-            return None
-    key = (
-        base_url,
-        with_text,
-        status["id"],
-        status.get("text", ""),
-        status.get("replies_count", 0),
-        status.get("reblogs_count", 0),
-        status.get("favourites_count", 0),
-        status.get("favourited"),
-        status.get("reblogged"),
-        tuple(mention["id"] for mention in status.get("mentions", ())),
-        author.json,
-        reblog,
-    )
-    found = _STATUS_JSON.get(key)
-    if found is None:
-        if len(_STATUS_JSON) >= MAX_KEPT_STATUS_JSON:
-            _STATUS_JSON.clear()
-        entity = _status_fields(status, author.username, author.json, reblog, base_url=base_url, with_text=with_text)
-        found = _STATUS_JSON[key] = _kept_json(entity)
-    return found
-
-
-def _kept_json(value: Any) -> orjson.Fragment:
-    # orjson returns its output in a larger buffer: 10,000 renderings of 2 KB took 79 MB of RSS
-    # (orjson 3.13). An exact copy of each took 22 MB.
-    return orjson.Fragment(bytes(memoryview(orjson.dumps(value))))
-
-
-def _status_fields(
+def status_fields(
     status: dict[str, Any], username: str, account: Any, reblog: Any, *, base_url: str, with_text: bool
 ) -> dict[str, Any]:
+    """Build a status entity around ``account`` and ``reblog``, which may be entities or JSON fragments."""
     strings = _status_strings(status, username, base_url=base_url, is_reblog=reblog is not None)
     entity = {
         "id": status["id"],
@@ -317,7 +247,7 @@ def _status_strings(status: dict[str, Any], username: str, *, base_url: str, is_
     strings = _STATUS_STRINGS.get(key)
     if strings is not None and (strings.text, strings.username, strings.mention_ids) == (text, username, mention_ids):
         return strings
-    if len(_STATUS_STRINGS) >= MAX_MEMO_ENTRIES:
+    if len(_STATUS_STRINGS) >= MAX_KEPT_STATUS_STRINGS:
         _STATUS_STRINGS.clear()
     strings = _STATUS_STRINGS[key] = _StatusStrings(
         text=text,

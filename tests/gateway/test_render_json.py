@@ -1,7 +1,7 @@
 """The gateway's kept JSON of statuses and accounts is the JSON of a fresh rendering, whatever changed.
 
 ``status_json`` and ``account_json`` keep what they serialize, keyed by everything it is
-made from. Every test renders once so that the JSON is kept, changes one input, and compares
+made from. A status is kept without its author, whose JSON is joined in for each page. Every test renders once so that the JSON is kept, changes one input, and compares
 the next JSON with ``status_entity`` and ``account_entity`` rendered with empty memos.
 """
 
@@ -14,8 +14,9 @@ import orjson
 import pytest
 
 from tests.gateway.test_render_memo import ALICE, BASE, BOB, STATUS
-from twitter_gateway import render
-from twitter_gateway.render import Author, account_entity, account_json, status_entity, status_json
+from twitter_gateway import render, render_json
+from twitter_gateway.render import account_entity, status_entity
+from twitter_gateway.render_json import Author, account_json, status_json
 
 STATS = {"1": {"statuses_count": 5, "last_status_at": "2026-12-04"}, "2": {"statuses_count": 1, "last_status_at": None}}
 RECORDS = {"1": ALICE, "2": BOB}
@@ -23,8 +24,10 @@ RECORDS = {"1": ALICE, "2": BOB}
 
 @pytest.fixture(autouse=True)
 def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("_ACCOUNTS_WITHOUT_STATS", "_STATUS_STRINGS", "_ACCOUNT_JSON", "_STATUS_JSON"):
+    for name in ("_ACCOUNTS_WITHOUT_STATS", "_STATUS_STRINGS"):
         monkeypatch.setattr(render, name, {})
+    for name in ("_ACCOUNT_JSON", "_STATUS_JSON"):
+        monkeypatch.setattr(render_json, name, {})
     yield
 
 
@@ -122,8 +125,8 @@ def test_status_json_without_author_is_none() -> None:
 
 
 def test_json_memos_empty_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "MAX_KEPT_STATUS_JSON", 3)
-    monkeypatch.setattr(render, "MAX_KEPT_ACCOUNT_JSON", 2)
+    monkeypatch.setattr(render_json, "MAX_KEPT_STATUS_JSON", 3)
+    monkeypatch.setattr(render_json, "MAX_KEPT_ACCOUNT_JSON", 2)
     sizes = []
     for n in range(7):
         status = {**STATUS, "id": str(200 + n), "text": f"status {n}", "mentions": []}
@@ -131,6 +134,29 @@ def test_json_memos_empty_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> No
         value = as_value(status_json(status, authors({"1": record}, STATS), base_url=BASE))
         assert value["content"] == f"<p>status {n}</p>"
         assert value["account"]["followers_count"] == n
-        sizes.append((len(render._STATUS_JSON), len(render._ACCOUNT_JSON)))
+        sizes.append((len(render_json._STATUS_JSON), len(render_json._ACCOUNT_JSON)))
 
     assert sizes == [(1, 1), (2, 2), (3, 1), (1, 2), (2, 1), (3, 2), (1, 1)]
+
+
+def test_author_change_keeps_status_json() -> None:
+    only_alice = {"1": ALICE}
+    status_json(STATUS, authors(only_alice, STATS), base_url=BASE)
+    posted = {**STATS, "1": {"statuses_count": 6, "last_status_at": "2026-12-05"}}
+
+    value = as_value(status_json(STATUS, authors(only_alice, posted), base_url=BASE))
+
+    assert value["account"]["statuses_count"] == 6
+    assert len(render_json._STATUS_JSON) == 1
+    assert len(render_json._ACCOUNT_JSON) == 2
+
+
+def test_reblog_follows_original_author_change() -> None:
+    status_json(REBLOG, authors(RECORDS, STATS), base_url=BASE)
+    renamed = {**RECORDS, "1": {**ALICE, "display_name": "Alice B."}}
+
+    value = as_value(status_json(REBLOG, authors(renamed, STATS), base_url=BASE))
+
+    assert value == fresh(REBLOG, renamed, STATS)
+    assert value["reblog"]["account"]["display_name"] == "Alice B."
+    assert value["account"]["display_name"] == "Bob"

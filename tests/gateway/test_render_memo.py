@@ -288,7 +288,7 @@ class TestMemoBound:
         assert sizes == [1, 2, 3, 1, 2, 3, 1]
 
     def test_status_memo_empties_at_bound(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(render, "MAX_MEMO_ENTRIES", 3)
+        monkeypatch.setattr(render, "MAX_KEPT_STATUS_STRINGS", 3)
         accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
         sizes = []
         for n in range(7):
