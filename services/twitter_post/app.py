@@ -101,6 +101,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post(f"/internal/statuses/{ID}/unreblog", views.unreblog)
     router.add_get("/internal/accounts/stats", views.account_stats)
     router.add_get(f"/internal/accounts/{ID}/statuses", views.account_statuses)
+    router.add_post("/internal/accounts/statuses/lookups", views.account_statuses_lookups)
     router.add_get(f"/internal/accounts/{ID}/status-refs", views.account_status_refs)
     router.add_get("/internal/status-refs", views.status_refs)
     router.add_get("/internal/stats", views.instance_stats)

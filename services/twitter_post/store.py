@@ -266,13 +266,18 @@ async def get_statuses_with_author_stats(
 async def look_up_statuses(engine: AsyncEngine, lookups: list[tuple[list[int], int | None]]) -> list[dict[str, Any]]:
     """Answer several ``get_statuses_with_author_stats`` look-ups, each ``(status ids, viewer id)``, from one read."""
     async with read_only(engine) as connection:
-        rendered = await entities.render_lookups(connection, lookups)
-        found = [
-            [page[status_id] for status_id in dict.fromkeys(status_ids) if status_id in page]
-            for (status_ids, _), page in zip(lookups, rendered, strict=True)
-        ]
-        authors = [authors_of(statuses_found) for statuses_found in found]
-        stats = await _account_stats(connection, sorted({author for page_authors in authors for author in page_authors}))
+        return await _with_author_stats(connection, lookups)
+
+
+async def _with_author_stats(connection: Any, lookups: list[tuple[list[int], int | None]]) -> list[dict[str, Any]]:
+    """Render each look-up's statuses in order, with the stats of the authors each one shows."""
+    rendered = await entities.render_lookups(connection, lookups)
+    found = [
+        [page[status_id] for status_id in dict.fromkeys(status_ids) if status_id in page]
+        for (status_ids, _), page in zip(lookups, rendered, strict=True)
+    ]
+    authors = [authors_of(statuses_found) for statuses_found in found]
+    stats = await _account_stats(connection, sorted({author for page_authors in authors for author in page_authors}))
     return [
         {"statuses": statuses_found, "author_stats": {str(author): stats[str(author)] for author in page_authors}}
         for statuses_found, page_authors in zip(found, authors, strict=True)
@@ -350,6 +355,16 @@ class AccountStatusFilter:
     exclude_reblogs: bool = False
 
 
+@dataclass(frozen=True)
+class AccountPage:
+    """A page of one account's statuses, as one viewer (or nobody signed in) reads it."""
+
+    account_id: int
+    page: PageRequest
+    filters: AccountStatusFilter
+    viewer_id: int | None
+
+
 async def account_statuses(
     engine: AsyncEngine,
     account_id: int,
@@ -360,14 +375,19 @@ async def account_statuses(
     with_author_stats: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Return a page of an account's statuses and, if requested, their authors' stats from the same read."""
-    query = _account_statuses_query(filters, page.shape)
+    found = (await account_statuses_pages(engine, [AccountPage(account_id, page, filters, viewer_id)]))[0]
+    return found["statuses"], found["author_stats"] if with_author_stats else {}
+
+
+async def account_statuses_pages(engine: AsyncEngine, pages: list[AccountPage]) -> list[dict[str, Any]]:
+    """Return ``{"statuses": [S...], "author_stats": {...}}`` for each page, in order, from one read."""
     async with read_only(engine) as connection:
-        rows = await fetch_rows(connection, query, account_id=account_id, **page.bound_values())
-        status_ids = [status_id for (status_id,) in page.newest_first(rows)]
-        rendered = await entities.render(connection, status_ids, viewer_id=viewer_id)
-        found = [rendered[i] for i in status_ids if i in rendered]
-        stats = await _account_stats(connection, authors_of(found)) if with_author_stats else {}
-    return found, stats
+        lookups = []
+        for wanted in pages:
+            query = _account_statuses_query(wanted.filters, wanted.page.shape)
+            rows = await fetch_rows(connection, query, account_id=wanted.account_id, **wanted.page.bound_values())
+            lookups.append(([status_id for (status_id,) in wanted.page.newest_first(rows)], wanted.viewer_id))
+        return await _with_author_stats(connection, lookups)
 
 
 @functools.cache

@@ -28,6 +28,7 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_LANGUAGE = 16
 # A gateway batches the look-ups of concurrent requests; it sends at most this many in one call.
 MAX_LOOKUPS = 64
+PAGE_PARAMETERS = ("limit", "max_id", "since_id", "min_id")
 TRUE_VALUES = {"1", "true", "True", "on", "yes"}
 
 
@@ -212,6 +213,37 @@ async def account_statuses(request: web.Request) -> web.Response:
     if with_author_stats:
         return json_response({"statuses": statuses, "author_stats": stats})
     return json_response(statuses)
+
+
+async def account_statuses_lookups(request: web.Request) -> web.Response:
+    """Answer a batch of account statuses pages: ``{"lookups": [{"account_id": ..., ...}]}``, results in order.
+
+    Each look-up has ``account_id`` and optionally ``viewer_id``, the page parameters as strings
+    and the ``exclude_replies`` and ``exclude_reblogs`` flags. Each result is what
+    ``GET /internal/accounts/:id/statuses?author_stats=true`` returns for them.
+    """
+    body = await read_json_object(request)
+    lookups = body.get("lookups")
+    if not isinstance(lookups, list) or not lookups or len(lookups) > MAX_LOOKUPS:
+        raise ValidationFailed(f"lookups must be a list of 1 to {MAX_LOOKUPS} look-ups")
+    pages = [_account_page(item) for item in lookups]
+    return json_response({"results": await store.account_statuses_pages(request.app[ENGINE], pages)})
+
+
+def _account_page(item: Any) -> store.AccountPage:
+    if not isinstance(item, dict):
+        raise ValidationFailed("each look-up must be an object with an account_id")
+    account_id = body_id(item, "account_id")
+    if account_id is None:
+        raise ValidationFailed("each look-up must be an object with an account_id")
+    params = {name: item[name] for name in PAGE_PARAMETERS if item.get(name) is not None}
+    if not all(isinstance(value, str) for value in params.values()):
+        raise ValidationFailed(f"{', '.join(PAGE_PARAMETERS)} must be strings")
+    filters = store.AccountStatusFilter(
+        exclude_replies=_flag(item.get("exclude_replies")), exclude_reblogs=_flag(item.get("exclude_reblogs"))
+    )
+    page = parse_page(params, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
+    return store.AccountPage(account_id, page, filters, body_id(item, "viewer_id"))
 
 
 async def account_stats(request: web.Request) -> web.Response:

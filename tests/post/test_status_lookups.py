@@ -72,3 +72,57 @@ async def test_lookups_reject_malformed_batch(cluster: Cluster, body: dict, mess
 
 async def test_lookups_need_service_token(cluster: Cluster) -> None:
     await cluster.posts.post(LOOKUPS, {"lookups": [{"ids": []}]}, token=None, expect=401)
+
+
+ACCOUNT_LOOKUPS = "/internal/accounts/statuses/lookups"
+
+
+async def single_account_page(cluster: Cluster, lookup: dict) -> dict:
+    params = {key: value for key, value in lookup.items() if key != "account_id" and value is not None}
+    params.update({key: str(value).lower() for key, value in params.items() if isinstance(value, bool)})
+    path = f"/internal/accounts/{lookup['account_id']}/statuses"
+    return await cluster.posts.get(path, params={**params, "author_stats": "true"})
+
+
+async def test_account_pages_match_single_calls(cluster: Cluster) -> None:
+    alice, bob = await cluster.new_account("alice"), await cluster.new_account("bob")
+    first = await cluster.post(alice, "first")
+    await cluster.post(alice, "a reply to myself", in_reply_to_id=first["id"])
+    third = await cluster.post(bob, "bob's own")
+    await cluster.reblog(alice, third["id"])
+    await cluster.posts.post(f"/internal/statuses/{first['id']}/favourite", {"account_id": bob})
+    lookups = [
+        {"account_id": alice, "viewer_id": bob},
+        {"account_id": alice, "viewer_id": None, "limit": "2"},
+        {"account_id": alice, "viewer_id": alice, "exclude_reblogs": True},
+        {"account_id": alice, "viewer_id": bob, "max_id": third["id"], "exclude_replies": True},
+        {"account_id": bob, "min_id": "1"},
+        {"account_id": "999999"},
+    ]
+
+    answer = await cluster.posts.post(ACCOUNT_LOOKUPS, {"lookups": lookups})
+
+    assert answer["results"] == [await single_account_page(cluster, lookup) for lookup in lookups]
+    # exclude_replies keeps self-replies (threads), as Mastodon does.
+    assert [len(result["statuses"]) for result in answer["results"]] == [3, 2, 2, 2, 1, 0]
+    assert answer["results"][0]["statuses"][-1]["favourited"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"lookups": []}, "lookups must be a list of 1 to 64 look-ups"),
+        ({"lookups": [{"account_id": "1"}] * 65}, "lookups must be a list of 1 to 64 look-ups"),
+        ({"lookups": ["1"]}, "each look-up must be an object with an account_id"),
+        ({"lookups": [{"viewer_id": "1"}]}, "each look-up must be an object with an account_id"),
+        ({"lookups": [{"account_id": "x"}]}, "account_id must be a numeric id"),
+        ({"lookups": [{"account_id": "1", "limit": 20}]}, "limit, max_id, since_id, min_id must be strings"),
+        ({"lookups": [{"account_id": "1", "limit": "0"}]}, "limit must be a positive integer"),
+        ({"lookups": [{"account_id": "1", "max_id": "-5"}]}, "max_id must be a numeric id"),
+    ],
+    ids=["empty", "too-many", "not-an-object", "no-account", "bad-account", "int-limit", "zero-limit", "bad-cursor"],
+)
+async def test_account_pages_reject_malformed_batch(cluster: Cluster, body: dict, message: str) -> None:
+    answer = await cluster.posts.post(ACCOUNT_LOOKUPS, body, expect=422)
+
+    assert answer == {"error": message}
