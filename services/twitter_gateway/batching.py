@@ -1,10 +1,10 @@
-"""Home reads of concurrent requests, sent to the timeline and post services in shared calls.
+"""Page reads of concurrent requests, sent to the timeline and post services in shared calls.
 
 A home read makes two internal calls: a page of the timeline, then its statuses.
-Under load the gateway holds many home reads at the same step, and one call for
-several of them costs the services much less than one each (see
-``twitter_shared.coalesce``). The sizes of the batches sent are in ``/metrics``
-as ``gateway_batch_size``.
+An account statuses read makes one, to the post service. Under load the gateway
+has many such reads at the same step, and one call for several of them costs the
+services much less than one each (see ``twitter_shared.coalesce``). The sizes of
+the batches sent are in ``/metrics`` as ``gateway_batch_size``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ MAX_BATCH = 8
 
 TimelineKey = tuple[int, PageRequest]
 LookupKey = tuple[tuple[str, ...], int]
+# Account id, page, the exclude_replies and exclude_reblogs flags, viewer id (None when nobody signed in).
+AccountPageKey = tuple[int, PageRequest, bool, bool, int | None]
 
 TIMELINE_PAGES = web.AppKey("timeline_pages", Coalescer)
 STATUS_LOOKUPS = web.AppKey("status_lookups", Coalescer)
+ACCOUNT_PAGES = web.AppKey("account_pages", Coalescer)
 
 
 async def batching_context(app: web.Application) -> AsyncIterator[None]:
@@ -58,6 +61,12 @@ async def batching_context(app: web.Application) -> AsyncIterator[None]:
         max_batch=MAX_BATCH,
         observe=sizes.labels("status_lookups").observe,
     )
+    app[ACCOUNT_PAGES] = Coalescer(
+        "account_pages",
+        lambda keys: _account_pages(posts, keys),
+        max_batch=MAX_BATCH,
+        observe=sizes.labels("account_pages").observe,
+    )
     yield
 
 
@@ -69,6 +78,11 @@ async def timeline_page(request: web.Request, owner_id: int, page: PageRequest) 
 async def statuses_with_author_stats(request: web.Request, ids: list[str], viewer_id: int) -> dict[str, Any]:
     """Return ``{"statuses": [...], "author_stats": {...}}`` for ``ids`` as ``viewer_id`` sees them."""
     return await request.app[STATUS_LOOKUPS].load((tuple(ids), viewer_id))
+
+
+async def account_page(request: web.Request, key: AccountPageKey) -> dict[str, Any]:
+    """Return ``{"statuses": [...], "author_stats": {...}}`` for a page of an account's statuses."""
+    return await request.app[ACCOUNT_PAGES].load(key)
 
 
 async def _timeline_pages(timelines: InternalClient, keys: list[TimelineKey]) -> list[list[str]]:
@@ -104,6 +118,38 @@ async def _status_lookups(posts: InternalClient, keys: list[LookupKey]) -> list[
             for ids, viewer_id in keys
         )))
     return _answers(answer, "results", len(keys), ServiceName.POST)
+
+
+async def _account_pages(posts: InternalClient, keys: list[AccountPageKey]) -> list[dict[str, Any]]:
+    lookups = [
+        {
+            **page.as_params(),
+            "account_id": str(account_id),
+            "viewer_id": str(viewer_id) if viewer_id is not None else None,
+            "exclude_replies": exclude_replies,
+            "exclude_reblogs": exclude_reblogs,
+        }
+        for account_id, page, exclude_replies, exclude_reblogs, viewer_id in keys
+    ]
+    try:
+        answer = await posts.post("/internal/accounts/statuses/lookups", body={"lookups": lookups}, idempotent=True)
+    except NotFound:
+        # As in ``_same_page``: a post service older than this gateway answers each page on its own.
+        return list(await asyncio.gather(*(_account_page_alone(posts, key) for key in keys)))
+    return _answers(answer, "results", len(keys), ServiceName.POST)
+
+
+async def _account_page_alone(posts: InternalClient, key: AccountPageKey) -> dict[str, Any]:
+    account_id, page, exclude_replies, exclude_reblogs, viewer_id = key
+    params = {
+        **page.as_params(),
+        "exclude_replies": str(exclude_replies).lower(),
+        "exclude_reblogs": str(exclude_reblogs).lower(),
+        "author_stats": "true",
+    }
+    if viewer_id is not None:
+        params["viewer_id"] = str(viewer_id)
+    return await posts.get(f"/internal/accounts/{account_id}/statuses", params=params)
 
 
 def _answers(answer: Any, field: str, expected: int, service: ServiceName) -> list[Any]:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from twitter_gateway.account_events import EventCoverage
 from twitter_gateway.render import account_entity, status_account_ids
-from twitter_gateway.render_json import Author, account_json, status_json
+from twitter_gateway.render_json import Author, author_of, status_json, status_list_json
 from twitter_shared.errors import BadRequest, NotFound
 from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
@@ -197,16 +197,36 @@ async def status_entities(
     Authors may come from the cache. Each status is JSON ready for a response (``status_json``):
     the views only send statuses, and a kept rendering costs far less than a new one.
     """
+    authors, root = await _authors(request, statuses, author_stats=author_stats, author_records=author_records)
+    rendered = (status_json(status, authors, base_url=root, with_text=with_text) for status in statuses)
+    return [entity for entity in rendered if entity is not None]
+
+
+async def status_list(
+    request: web.Request,
+    statuses: list[dict[str, Any]],
+    *,
+    author_stats: dict[str, Any] | None = None,
+    author_records: list[dict[str, Any]] | None = None,
+) -> orjson.Fragment:
+    """Render statuses like ``status_entities``, as one JSON array: the form a page of statuses is sent in."""
+    authors, root = await _authors(request, statuses, author_stats=author_stats, author_records=author_records)
+    return status_list_json(statuses, authors, base_url=root)
+
+
+async def _authors(
+    request: web.Request,
+    statuses: list[dict[str, Any]],
+    *,
+    author_stats: dict[str, Any] | None,
+    author_records: list[dict[str, Any]] | None,
+) -> tuple[dict[str, Author], str]:
+    """Return the statuses' authors that still exist, by id, and the base URL they were rendered with."""
     records, stats = await _records_and_stats(
         request, status_account_ids(statuses), known_stats=author_stats, known_records=author_records, use_cache=True
     )
     root = base_url(request)
-    authors = {
-        record["id"]: Author(record["username"], account_json(record, stats.get(record["id"]), base_url=root))
-        for record in records
-    }
-    rendered = (status_json(status, authors, base_url=root, with_text=with_text) for status in statuses)
-    return [entity for entity in rendered if entity is not None]
+    return {record["id"]: author_of(record, stats.get(record["id"]), base_url=root) for record in records}, root
 
 
 async def status_entity_for(

@@ -39,6 +39,8 @@ class FakeService:
             return {"pages": [page_of(int(owner), params) for owner in params["owner_ids"].split(",")]}
         if path.startswith("/internal/timelines/"):
             return page_of(int(path.rsplit("/", 1)[1]), params)
+        if path.startswith("/internal/accounts/"):
+            return {"statuses": [path.split("/")[3], params["exclude_replies"]], "author_stats": {"viewer": params.get("viewer_id")}}
         return {"statuses": params["ids"].split(","), "author_stats": {"viewer": params["viewer_id"]}}
 
     async def post(self, path: str, *, body: dict[str, Any], idempotent: bool) -> Any:
@@ -48,6 +50,11 @@ class FakeService:
             raise NotFound()
         if self.answer is not None:
             return self.answer
+        if path == "/internal/accounts/statuses/lookups":
+            return {"results": [
+                {"statuses": [item["account_id"], str(item["exclude_replies"]).lower()], "author_stats": {"viewer": item["viewer_id"]}}
+                for item in body["lookups"]
+            ]}
         return {"results": [{"statuses": item["ids"], "author_stats": {"viewer": item["viewer_id"]}} for item in body["lookups"]]}
 
 
@@ -79,6 +86,20 @@ async def test_status_lookups_keep_each_viewer(old: bool) -> None:
     assert [method for method, _, _ in service.calls] == (["POST", "GET", "GET"] if old else ["POST"])
 
 
+@pytest.mark.parametrize("old", [False, True], ids=["batch-route", "older-service"])
+async def test_account_pages_keep_each_reader(old: bool) -> None:
+    service = FakeService(old=old)
+    keys = [(7, FIRST_PAGE, False, False, 1), (8, OLDER_PAGE, True, False, None)]
+
+    results = await batching._account_pages(service, keys)  # type: ignore[arg-type]
+
+    assert results == [
+        {"statuses": ["7", "false"], "author_stats": {"viewer": "1"}},
+        {"statuses": ["8", "true"], "author_stats": {"viewer": None}},
+    ]
+    assert [method for method, _, _ in service.calls] == (["POST", "GET", "GET"] if old else ["POST"])
+
+
 @pytest.mark.parametrize(
     "answer",
     [["not", "an", "object"], {"pages": "x", "results": "x"}, {"pages": [[]], "results": [{}]}, {}],
@@ -91,3 +112,5 @@ async def test_unreadable_batch_response_is_502(answer: Any) -> None:
         await batching._timeline_pages(service, [(1, FIRST_PAGE), (2, FIRST_PAGE)])  # type: ignore[arg-type]
     with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
         await batching._status_lookups(service, [(("1",), 1), (("2",), 2)])  # type: ignore[arg-type]
+    with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
+        await batching._account_pages(service, [(1, FIRST_PAGE, False, False, 1), (2, FIRST_PAGE, False, False, None)])  # type: ignore[arg-type]

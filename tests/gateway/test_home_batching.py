@@ -1,4 +1,4 @@
-"""Concurrent home reads share their internal calls, and each still gets its own timeline and flags."""
+"""Concurrent page reads share their internal calls, and each still gets its own page and flags."""
 
 from __future__ import annotations
 
@@ -102,3 +102,23 @@ async def test_home_batch_post_service_down(
     assert {answer.status for answer in failed} == {503}
     assert all(isinstance(answer.body["error"], str) for answer in failed)
     assert recovered is not None and [len(answer.body) for answer in recovered] == [READERS + 1] * READERS
+
+
+async def test_account_pages_batch_keeps_each_reader_apart(api: PublicApi, stack: Stack) -> None:
+    readers = await readers_with_their_own_timelines(api)
+    shared_id = (await api.call("GET", "/api/v1/timelines/home", token=readers[0].token)).body[-1]["account"]["id"]
+    path = f"/api/v1/accounts/{shared_id}/statuses"
+    tokens = [reader.token for reader in readers] + [None]
+    alone = [(await api.call("GET", path, token=token)).body for token in tokens]
+    before = batch_sizes(stack)
+
+    together = await asyncio.gather(*(api.call("GET", path, token=token) for token in tokens))
+
+    assert [answer.status for answer in together] == [200] * len(tokens)
+    assert [answer.body for answer in together] == alone
+    for number, page in enumerate(alone[:-1]):
+        assert [status["content"] for status in page if status["favourited"]] == [f"<p>shared {number}</p>"]
+    assert not any(status["favourited"] for status in alone[-1])
+    batches, look_ups = (a - b for a, b in zip(batch_sizes(stack)["account_pages"], before["account_pages"], strict=True))
+    assert look_ups == len(tokens)
+    assert batches < len(tokens)

@@ -16,7 +16,7 @@ import pytest
 from tests.gateway.test_render_memo import ALICE, BASE, BOB, STATUS
 from twitter_gateway import render, render_json
 from twitter_gateway.render import account_entity, status_entity
-from twitter_gateway.render_json import Author, account_json, status_json
+from twitter_gateway.render_json import Author, account_json, author_of, status_json, status_list_json
 
 STATS = {"1": {"statuses_count": 5, "last_status_at": "2026-12-04"}, "2": {"statuses_count": 1, "last_status_at": None}}
 RECORDS = {"1": ALICE, "2": BOB}
@@ -26,7 +26,7 @@ RECORDS = {"1": ALICE, "2": BOB}
 def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("_ACCOUNTS_WITHOUT_STATS", "_STATUS_STRINGS"):
         monkeypatch.setattr(render, name, {})
-    for name in ("_ACCOUNT_JSON", "_STATUS_JSON"):
+    for name in ("_ACCOUNT_JSON", "_STATUS_JSON", "_AUTHORS"):
         monkeypatch.setattr(render_json, name, {})
     yield
 
@@ -63,7 +63,6 @@ REBLOG = {**STATUS, "id": "101", "account_id": "2", "text": "", "mentions": [], 
         ({**STATUS, "favourited": True}, RECORDS, STATS),
         ({**STATUS, "reblogged": True}, RECORDS, STATS),
         ({**STATUS, "mentions": []}, RECORDS, STATS),
-        ({**STATUS, "text": "Edited @bob"}, RECORDS, STATS),
         (STATUS, RECORDS, {**STATS, "1": {"statuses_count": 6, "last_status_at": "2026-12-05"}}),
         (STATUS, {**RECORDS, "1": {**ALICE, "followers_count": 9}}, STATS),
         (STATUS, {**RECORDS, "1": {**ALICE, "display_name": "Alice B."}}, STATS),
@@ -77,7 +76,6 @@ REBLOG = {**STATUS, "id": "101", "account_id": "2", "text": "", "mentions": [], 
         "favourited",
         "reblogged",
         "mention-gone",
-        "text",
         "author-posted",
         "author-followed",
         "author-renamed",
@@ -136,7 +134,9 @@ def test_json_memos_empty_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> No
         assert value["account"]["followers_count"] == n
         sizes.append((len(render_json._STATUS_JSON), len(render_json._ACCOUNT_JSON)))
 
-    assert sizes == [(1, 1), (2, 2), (3, 1), (1, 2), (2, 1), (3, 2), (1, 1)]
+    # The status memo drops its oldest entry (an eighth, rounded up) when full; the account memo empties.
+    assert sizes == [(1, 1), (2, 2), (3, 1), (3, 2), (3, 1), (3, 2), (3, 1)]
+    assert [key[2] for key in render_json._STATUS_JSON] == ["204", "205", "206"]
 
 
 def test_author_change_keeps_status_json() -> None:
@@ -160,3 +160,30 @@ def test_reblog_follows_original_author_change() -> None:
     assert value == fresh(REBLOG, renamed, STATS)
     assert value["reblog"]["account"]["display_name"] == "Alice B."
     assert value["account"]["display_name"] == "Bob"
+
+
+def test_status_list_is_array_of_status_json() -> None:
+    gone = {**STATUS, "id": "102", "account_id": "3"}
+    statuses = [STATUS, gone, REBLOG, {**STATUS, "id": "103", "favourited": True}]
+
+    value = as_value(status_list_json(statuses, authors(RECORDS, STATS), base_url=BASE))
+
+    expected = [as_value(status_json(status, authors(RECORDS, STATS), base_url=BASE)) for status in statuses]
+    assert value == [item for item in expected if item is not None]
+    assert [item["id"] for item in value] == ["100", "101", "103"]
+    assert as_value(status_list_json([], authors(RECORDS, STATS), base_url=BASE)) == []
+    assert as_value(status_list_json([gone], authors(RECORDS, STATS), base_url=BASE)) == []
+
+
+def test_author_of_same_record_is_kept_until_stats_change() -> None:
+    record = dict(ALICE)
+    first = author_of(record, STATS["1"], base_url=BASE)
+
+    again = author_of(record, dict(STATS["1"]), base_url=BASE)
+    posted = author_of(record, {"statuses_count": 6, "last_status_at": "2026-12-05"}, base_url=BASE)
+    other_record = author_of(dict(ALICE, display_name="Alice B."), STATS["1"], base_url=BASE)
+
+    assert again is first
+    assert orjson.loads(posted.json)["statuses_count"] == 6
+    assert orjson.loads(other_record.json)["display_name"] == "Alice B."
+    assert orjson.loads(first.json) == account_entity(ALICE, STATS["1"], base_url=BASE)
