@@ -103,7 +103,8 @@ async def _same_page(timelines: InternalClient, page: PageRequest, owners: list[
         answer = await timelines.get("/internal/timelines", params={**page.as_params(), "owner_ids": ",".join(map(str, owners))})
     except NotFound:
         # A timeline service older than this gateway, met during a rolling upgrade, has no batch route.
-        return list(await asyncio.gather(*(timelines.get(f"/internal/timelines/{owner}", params=page.as_params()) for owner in owners)))
+        singles = (timelines.get(f"/internal/timelines/{owner}", params=page.as_params()) for owner in owners)
+        return list(await asyncio.gather(*singles))
     return _answers(answer, "pages", len(owners), ServiceName.TIMELINE)
 
 

@@ -2,10 +2,10 @@
 
 The same statuses and authors fill page after page, and building and serializing
 their entities was a fifth of a gateway's work per home read. Each rendering is
-kept by everything it is made from, so a kept one is never out of date: a status
-by its counts, the reader's flags, its mentions, its author's username and its
-reblog; an account by its record and post stats. The other fields of a status,
-its text among them, never change once it is created.
+kept by everything it is made from, so a kept one is never out of date. A status
+is kept by its counts, the reader's flags, its mentions, its author's username
+and its reblog, and an account by its record and post stats. The other fields of
+a status, its text among them, never change once it is created.
 
 A status is kept without its author, as the JSON before and after the author's
 entity, because the author's post stats change with each of their posts. A page
@@ -22,9 +22,9 @@ import orjson
 from twitter_gateway.render import account_entity, status_fields
 
 # The dataset's home pages average 0.74 KB of JSON per status without its author and as much
-# per author. With its key, a kept status takes about 1 KB, so these memos hold about 24 and
-# 3 MB at most. When the status memo is full, its oldest eighth goes: emptying it all made
-# every read a miss for a while once more statuses were read than it holds.
+# per author. With its key, a kept status takes about 1 KB, so these memos keep about 24 and
+# 3 MB at most. When the status memo is full, its oldest eighth is dropped. Emptying it all
+# made every read a miss for a while once more statuses were read than it keeps.
 MAX_KEPT_STATUS_JSON = 24_000
 MAX_KEPT_ACCOUNT_JSON = 4_000
 # Stands for the author in a kept status. orjson escapes NUL inside strings, so this byte
@@ -69,7 +69,7 @@ def author_of(record: dict[str, Any], stats: dict[str, Any] | None, *, base_url:
     if len(_AUTHORS) >= MAX_KEPT_ACCOUNT_JSON:
         _AUTHORS.clear()
     author = Author(record["username"], account_json(record, stats, base_url=base_url))
-    # The entry holds the record itself, so its id cannot pass to another dict while kept.
+    # The entry keeps a reference to the record, so no other dict can get its id while it is kept.
     _AUTHORS[id(record)] = (record, made_from, author)
     return author
 

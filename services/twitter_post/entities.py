@@ -144,16 +144,17 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
 
 
 async def render_lookups(connection: Any, lookups: list[tuple[list[int], int | None]]) -> list[dict[int, dict[str, Any]]]:
-    """Answer several ``render`` calls, each ``(status ids, viewer id)``, with one set of queries for all."""
-    wanted = sorted({status_id for status_ids, _ in lookups for status_id in status_ids})
-    counts = await load_counts(connection, wanted)
+    """Render several look-ups, each ``(status ids, viewer id)``, with one set of queries for all."""
+    requested_ids = sorted({status_id for status_ids, _ in lookups for status_id in status_ids})
+    counts = await load_counts(connection, requested_ids)
     missing_originals = [row.reblog_of_id for row in counts.values() if row.reblog_of_id and row.reblog_of_id not in counts]
     counts.update(await load_counts(connection, missing_originals))
     if not counts:
         return [{} for _ in lookups]
     all_ids = list(counts)
     fixed = await load_fixed_fields(connection, all_ids)
-    mentioned = await _mentions(connection, [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id].text])
+    with_at = [status_id for status_id in all_ids if status_id in fixed and "@" in fixed[status_id].text]
+    mentioned = await _mentions(connection, with_at)
     flags = await _viewer_flags(connection, {viewer_id for _, viewer_id in lookups if viewer_id is not None}, all_ids)
 
     def entity(row: StatusCounts, viewer_id: int | None) -> dict[str, Any]:

@@ -264,7 +264,7 @@ async def get_statuses_with_author_stats(
 
 
 async def look_up_statuses(engine: AsyncEngine, lookups: list[tuple[list[int], int | None]]) -> list[dict[str, Any]]:
-    """Answer several ``get_statuses_with_author_stats`` look-ups, each ``(status ids, viewer id)``, from one read."""
+    """Return what ``get_statuses_with_author_stats`` gives for each look-up, ``(status ids, viewer id)``, from one read."""
     async with read_only(engine) as connection:
         return await _with_author_stats(connection, lookups)
 
@@ -357,7 +357,7 @@ class AccountStatusFilter:
 
 @dataclass(frozen=True)
 class AccountPage:
-    """A page of one account's statuses, as one viewer (or nobody signed in) reads it."""
+    """A page of one account's statuses, as one viewer reads it (``viewer_id`` is None for an anonymous reader)."""
 
     account_id: int
     page: PageRequest
@@ -383,10 +383,10 @@ async def account_statuses_pages(engine: AsyncEngine, pages: list[AccountPage]) 
     """Return ``{"statuses": [S...], "author_stats": {...}}`` for each page, in order, from one read."""
     async with read_only(engine) as connection:
         lookups = []
-        for wanted in pages:
-            query = _account_statuses_query(wanted.filters, wanted.page.shape)
-            rows = await fetch_rows(connection, query, account_id=wanted.account_id, **wanted.page.bound_values())
-            lookups.append(([status_id for (status_id,) in wanted.page.newest_first(rows)], wanted.viewer_id))
+        for requested in pages:
+            query = _account_statuses_query(requested.filters, requested.page.shape)
+            rows = await fetch_rows(connection, query, account_id=requested.account_id, **requested.page.bound_values())
+            lookups.append(([status_id for (status_id,) in requested.page.newest_first(rows)], requested.viewer_id))
         return await _with_author_stats(connection, lookups)
 
 

@@ -26,7 +26,7 @@ MAX_REFS = 5000
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_IDEMPOTENCY_KEY = 200
 MAX_LANGUAGE = 16
-# A gateway batches the look-ups of concurrent requests; it sends at most this many in one call.
+# The maximum number of look-ups in one batch call (a gateway sends at most 8).
 MAX_LOOKUPS = 64
 PAGE_PARAMETERS = ("limit", "max_id", "since_id", "min_id")
 TRUE_VALUES = {"1", "true", "True", "on", "yes"}
@@ -128,16 +128,20 @@ async def get_statuses(request: web.Request) -> web.Response:
 
 
 async def look_up_statuses(request: web.Request) -> web.Response:
-    """Answer a batch of look-ups: ``{"lookups": [{"ids": [...], "viewer_id": ...}]}``, results in the same order.
+    """Return the results of a batch of look-ups, ``{"lookups": [{"ids": [...], "viewer_id": ...}]}``, in order.
 
     Each result is what ``GET /internal/statuses?author_stats=true`` returns for its ids and viewer.
     """
-    body = await read_json_object(request)
-    lookups = body.get("lookups")
+    parsed = [_lookup(item) for item in await _lookups(request)]
+    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed)})
+
+
+async def _lookups(request: web.Request) -> list[Any]:
+    """Return the body's ``lookups``, a list of 1 to ``MAX_LOOKUPS`` items; the caller checks each item."""
+    lookups = (await read_json_object(request)).get("lookups")
     if not isinstance(lookups, list) or not lookups or len(lookups) > MAX_LOOKUPS:
         raise ValidationFailed(f"lookups must be a list of 1 to {MAX_LOOKUPS} look-ups")
-    parsed = [_lookup(item) for item in lookups]
-    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed)})
+    return lookups
 
 
 def _lookup(item: Any) -> tuple[list[int], int | None]:
@@ -216,17 +220,13 @@ async def account_statuses(request: web.Request) -> web.Response:
 
 
 async def account_statuses_lookups(request: web.Request) -> web.Response:
-    """Answer a batch of account statuses pages: ``{"lookups": [{"account_id": ..., ...}]}``, results in order.
+    """Return a batch of account statuses pages, ``{"lookups": [{"account_id": ..., ...}]}``, in order.
 
     Each look-up has ``account_id`` and optionally ``viewer_id``, the page parameters as strings
     and the ``exclude_replies`` and ``exclude_reblogs`` flags. Each result is what
     ``GET /internal/accounts/:id/statuses?author_stats=true`` returns for them.
     """
-    body = await read_json_object(request)
-    lookups = body.get("lookups")
-    if not isinstance(lookups, list) or not lookups or len(lookups) > MAX_LOOKUPS:
-        raise ValidationFailed(f"lookups must be a list of 1 to {MAX_LOOKUPS} look-ups")
-    pages = [_account_page(item) for item in lookups]
+    pages = [_account_page(item) for item in await _lookups(request)]
     return json_response({"results": await store.account_statuses_pages(request.app[ENGINE], pages)})
 
 
