@@ -32,6 +32,7 @@ VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 READINESS_TIMEOUT_SECONDS = 2.0
 CLIENT_CLOSED_REQUEST = 499
 NUL_MESSAGE = "Request contains a NUL character, which no field accepts"
+MAX_BODY_DEPTH = 32
 # Long polls and probes arrive many times a minute; their request lines go to debug, not info.
 QUIET_ROUTES = frozenset({"/internal/events", "/healthz", "/readyz", "/metrics"})
 # In an app whose request lines go to debug, a request this slow or failing with a 5xx still logs at info.
@@ -206,8 +207,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except (LookupError, HttpProcessingError, RequestPayloadError) as error:
         # An unknown charset, a body that does not match its Content-Encoding, or a broken multipart part.
         raise BadRequest("Request body cannot be decoded: check its charset, Content-Encoding and format") from error
-    if _contains_nul(data):
-        raise BadRequest(NUL_MESSAGE)
+    _check_body(data)
     return data
 
 
@@ -246,15 +246,26 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
     return {}
 
 
-def _contains_nul(value: Any) -> bool:
-    # PostgreSQL cannot store NUL in text, and no field of ours has a use for it.
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
+def _check_body(value: Any) -> None:
+    """Reject a body with a NUL character or nested deeper than ``MAX_BODY_DEPTH``.
+
+    PostgreSQL cannot store NUL in text, and no field of ours has a use for it. No request of
+    ours nests deeply either, while orjson reads 1,024 levels but writes only 255, so a deep
+    body passed on to another service failed there with a 500.
+    """
+    pending = [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise BadRequest(f"Request body is nested more than {MAX_BODY_DEPTH} levels deep")
+        if isinstance(current, str):
+            if "\x00" in current:
+                raise BadRequest(NUL_MESSAGE)
+        elif isinstance(current, dict):
+            pending.extend((key, depth + 1) for key in current)
+            pending.extend((item, depth + 1) for item in current.values())
+        elif isinstance(current, list):
+            pending.extend((item, depth + 1) for item in current)
 
 
 def collect_params(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:

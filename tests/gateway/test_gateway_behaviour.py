@@ -211,6 +211,17 @@ async def test_nul_characters_are_rejected(api: PublicApi, method: str, path: st
     assert "NUL" in answer.body["error"]
 
 
+@pytest.mark.parametrize("inner", [b"[]", b'"a\\u0000b"'], ids=["plain", "nul-at-the-bottom"])
+async def test_deeply_nested_body_is_a_client_error(api: PublicApi, inner: bytes) -> None:
+    depth = 1000  # orjson reads up to 1,024 levels, past Python's recursion limit
+    body = b'{"client_name": ' + b"[" * depth + inner + b"]" * depth + b"}"
+
+    answer = await api.call("POST", "/api/v1/apps", data=body, headers={"Content-Type": "application/json"})
+
+    assert answer.status == 400
+    assert answer.body == {"error": "Request body is nested more than 32 levels deep"}
+
+
 async def test_full_width_digits_are_not_ids(api: PublicApi) -> None:
     user = await api.register_user()
     full_width = "".join(chr(ord("０") + int(digit)) for digit in user.id)
