@@ -78,7 +78,17 @@ def _optional_text(body: dict[str, Any], name: str, *, max_length: int | None = 
 
 
 def _flag(value: Any) -> bool:
-    return value is True or value in TRUE_VALUES or value == 1
+    return value is True or value == 1 or (isinstance(value, str) and value in TRUE_VALUES)
+
+
+def _strict_flag(body: dict[str, Any], name: str) -> bool:
+    """Return the boolean ``body[name]``, false when absent; anything but true, false or null is invalid."""
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{name} must be true or false")
+    return value
 
 
 async def _new_status(request: web.Request, body: dict[str, Any]) -> store.NewStatus:
@@ -240,7 +250,7 @@ def _account_page(item: Any) -> store.AccountPage:
     if not all(isinstance(value, str) for value in params.values()):
         raise ValidationFailed(f"{', '.join(PAGE_PARAMETERS)} must be strings")
     filters = store.AccountStatusFilter(
-        exclude_replies=_flag(item.get("exclude_replies")), exclude_reblogs=_flag(item.get("exclude_reblogs"))
+        exclude_replies=_strict_flag(item, "exclude_replies"), exclude_reblogs=_strict_flag(item, "exclude_reblogs")
     )
     page = parse_page(params, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
     return store.AccountPage(account_id, page, filters, body_id(item, "viewer_id"))

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from twitter_shared.consumer import read_cursor
 from twitter_shared.database import read_only
+from twitter_shared.errors import ValidationFailed
 from twitter_shared.outbox import BEYOND_ANY_POSITION
 from twitter_shared.pagination import parse_id, parse_page, query_ids
 from twitter_shared.runtime import ENGINE, SETTINGS, client
@@ -29,6 +30,8 @@ async def home_timeline(request: web.Request) -> web.Response:
 async def home_timelines(request: web.Request) -> web.Response:
     """Return the same page of several owners' timelines: ``{"pages": [[id, ...], ...]}`` in ``owner_ids`` order."""
     owner_ids = query_ids(request, "owner_ids")
+    if not owner_ids:
+        raise ValidationFailed("owner_ids is required: a comma-separated list of account ids")
     page = parse_page(request.query, default_limit=DEFAULT_PAGE, max_limit=MAX_PAGE)
     return json_response({"pages": await store.timeline_pages(request.app[ENGINE], owner_ids, page=page)})
 

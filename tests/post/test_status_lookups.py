@@ -119,8 +119,15 @@ async def test_account_pages_match_single_calls(cluster: Cluster) -> None:
         ({"lookups": [{"account_id": "1", "limit": 20}]}, "limit, max_id, since_id, min_id must be strings"),
         ({"lookups": [{"account_id": "1", "limit": "0"}]}, "limit must be a positive integer"),
         ({"lookups": [{"account_id": "1", "max_id": "-5"}]}, "max_id must be a numeric id"),
+        ({"lookups": [{"account_id": "1", "exclude_replies": []}]}, "exclude_replies must be true or false"),
+        ({"lookups": [{"account_id": "1", "exclude_reblogs": {}}]}, "exclude_reblogs must be true or false"),
+        ({"lookups": [{"account_id": "1", "exclude_replies": "maybe"}]}, "exclude_replies must be true or false"),
+        ({"lookups": [{"account_id": "1", "exclude_reblogs": "true"}]}, "exclude_reblogs must be true or false"),
     ],
-    ids=["empty", "too-many", "not-an-object", "no-account", "bad-account", "int-limit", "zero-limit", "bad-cursor"],
+    ids=[
+        "empty", "too-many", "not-an-object", "no-account", "bad-account", "int-limit", "zero-limit", "bad-cursor",
+        "list-flag", "object-flag", "word-flag", "string-flag",
+    ],
 )
 async def test_account_pages_reject_malformed_batch(cluster: Cluster, body: dict, message: str) -> None:
     answer = await cluster.posts.post(ACCOUNT_LOOKUPS, body, expect=422)

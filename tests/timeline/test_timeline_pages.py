@@ -39,5 +39,8 @@ async def test_pages_reject_malformed_request(cluster: Cluster, params: dict, me
     assert answer == {"error": message}
 
 
-async def test_pages_without_owners_is_empty(cluster: Cluster) -> None:
-    assert await cluster.timelines.get("/internal/timelines", params={"owner_ids": ""}) == {"pages": []}
+@pytest.mark.parametrize("params", [{}, {"owner_ids": ""}, {"owner_ids": ","}], ids=["missing", "empty", "only-commas"])
+async def test_pages_need_owner_ids(cluster: Cluster, params: dict) -> None:
+    answer = await cluster.timelines.get("/internal/timelines", params=params, expect=422)
+
+    assert answer == {"error": "owner_ids is required: a comma-separated list of account ids"}
