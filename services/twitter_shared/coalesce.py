@@ -7,8 +7,9 @@ JSON response, whatever it asks for. A ``Coalescer`` queues the keys asked for
 while the loop runs the callbacks that are ready, and sends them as one batch
 just after. A lone request waits for nothing: its batch leaves in the same pass.
 
-A batch serves many requests, so its call carries a request id of its own; the
-``batch.sent`` debug event lists the ids of the requests it served.
+A batch serves many requests, so its call carries a request id of its own. The
+``batch.sent`` debug event lists the ids of the requests it served, and the
+``batch.failed`` warning does too.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Coalescer(Generic[Key, Result]):
         self._flush_handle: asyncio.Handle | None = None
         # The loop keeps only weak references to tasks; these are kept here until they end.
         self._running: set[asyncio.Task[None]] = set()
+        # Batches run in a copy of the context the coalescer was made in (at start-up), so their log
+        # lines keep the process's fields, such as ``service``, and no request's.
+        self._context = contextvars.copy_context()
 
     async def load(self, key: Key) -> Result:
         loop = asyncio.get_running_loop()
@@ -72,9 +76,7 @@ class Coalescer(Generic[Key, Result]):
             return
         if self._observe is not None:
             self._observe(len(batch))
-        # A context of its own: the call must not carry the request id of whichever request came first.
-        context = contextvars.Context()
-        task = asyncio.get_running_loop().create_task(self._run(batch), context=context)
+        task = asyncio.get_running_loop().create_task(self._run(batch), context=self._context.copy())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
@@ -91,6 +93,13 @@ class Coalescer(Generic[Key, Result]):
                 future.cancel()
             raise
         except Exception as error:  # noqa: BLE001 - raised in every request of the batch instead
+            log.warning(
+                "batch.failed",
+                call=self.name,
+                size=len(batch),
+                request_ids=[request_id for _, request_id, _ in batch],
+                error=repr(error),
+            )
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)

@@ -17,6 +17,7 @@ class Recorder:
     def __init__(self, *, fail_with: Exception | None = None, answers: int | None = None) -> None:
         self.batches: list[list[int]] = []
         self.request_ids: list[object] = []
+        self.services: list[object] = []
         self.fail_with = fail_with
         self.answers = answers
         self.release = asyncio.Event()
@@ -25,6 +26,7 @@ class Recorder:
     async def __call__(self, keys: list[int]) -> list[int]:
         self.batches.append(keys)
         self.request_ids.append(structlog.contextvars.get_contextvars().get("request_id"))
+        self.services.append(structlog.contextvars.get_contextvars().get("service"))
         await self.release.wait()
         if self.fail_with is not None:
             raise self.fail_with
@@ -70,10 +72,18 @@ async def test_coalescer_failure_reaches_every_caller() -> None:
     send = Recorder(fail_with=Unavailable("The post service is unavailable"))
     coalescer = Coalescer("test", send, max_batch=8)
 
-    results = await asyncio.gather(coalescer.load(1), coalescer.load(2), return_exceptions=True)
+    async def load_as(request_id: str, key: int) -> int:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return await coalescer.load(key)
+
+    with structlog.testing.capture_logs() as logs:
+        results = await asyncio.gather(load_as("first", 1), load_as("second", 2), return_exceptions=True)
     send.fail_with = None
 
     assert [type(result) for result in results] == [Unavailable, Unavailable]
+    failures = [entry for entry in logs if entry["event"] == "batch.failed"]
+    assert [(entry["call"], entry["request_ids"]) for entry in failures] == [("test", ["first", "second"])]
+    assert "The post service is unavailable" in failures[0]["error"]
     assert await coalescer.load(3) == 30
 
 
@@ -103,7 +113,9 @@ async def test_coalescer_survives_cancelled_caller() -> None:
 
 async def test_coalescer_batch_has_own_request_id() -> None:
     send = Recorder()
+    structlog.contextvars.bind_contextvars(service="gateway")
     coalescer = Coalescer("test", send, max_batch=8)
+    structlog.contextvars.unbind_contextvars("service")
 
     async def load_as(request_id: str, key: int) -> int:
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -113,6 +125,7 @@ async def test_coalescer_batch_has_own_request_id() -> None:
 
     assert len(send.request_ids) == 1
     assert send.request_ids[0] not in (None, "first-request", "second-request")
+    assert send.services == ["gateway"]
 
 
 async def test_coalescer_reports_batch_sizes() -> None:
