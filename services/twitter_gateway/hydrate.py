@@ -9,6 +9,8 @@ saves the stats call.
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import time
 from typing import Any
 
@@ -23,6 +25,10 @@ from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
 
 MAX_BATCH = 200
+# A host name has at most 253 characters (RFC 1035), and an origin adds a scheme and a port.
+MAX_HOST_LENGTH = 253
+MAX_ORIGIN_LENGTH = len("https://") + MAX_HOST_LENGTH + len(":65535")
+PLAIN_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 # Past this many records the cache starts empty again, which bounds its memory.
 ACCOUNT_CACHE_MAX_ENTRIES = 10_000
 
@@ -89,14 +95,23 @@ def forget_accounts(request: web.Request, *account_ids: int | str) -> None:
 
 
 def base_url(request: web.Request) -> str:
-    """Return the public base URL: the configured one, else the origin the request was sent to."""
+    """Return the public base URL: the configured one, else the origin the request was sent to.
+
+    The origin is in every rendering the gateway keeps (see ``render_json``), so it must be a
+    plain host name or address with an optional port, of at most ``MAX_ORIGIN_LENGTH`` characters.
+    """
     configured = request.app[SETTINGS].public_url
     if configured:
         return configured
     try:
-        return str(request.url.origin())
+        origin = str(request.url.origin())
+        host = request.url.raw_host or ""
     except (ValueError, UnicodeError) as error:
         raise BadRequest("Invalid Host header") from error
+    if len(host) > MAX_HOST_LENGTH or len(origin) > MAX_ORIGIN_LENGTH or not PLAIN_ORIGIN.match(origin):
+        raise BadRequest("Invalid Host header: send a host name or address of at most 253 characters, and a port")
+    # One string per origin, shared by every kept rendering's key instead of one per request.
+    return sys.intern(origin)
 
 
 async def account_entities(

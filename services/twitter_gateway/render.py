@@ -19,8 +19,9 @@ DEFAULT_AVATAR = "/avatars/original/missing.png"
 DEFAULT_HEADER = "/headers/original/missing.png"
 RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 # Renderings are kept by everything they are made from, so a kept one is never out of date. Past
-# this many entries a memo starts empty again, which bounds its memory.
-MAX_MEMO_ENTRIES = 20_000
+# this many entries a memo starts empty again, which bounds its memory. Accounts are rendered
+# again only when ``render_json`` has no JSON of them kept, so few are kept.
+MAX_MEMO_ENTRIES = 2_000
 # Status strings are made again only when ``render_json`` has no kept JSON of the status, so fewer are kept.
 MAX_KEPT_STATUS_STRINGS = 5_000
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -22,11 +22,14 @@ import orjson
 from twitter_gateway.render import account_entity, status_fields
 
 # The dataset's home pages average 0.74 KB of JSON per status without its author and as much
-# per author. With its key, a kept status takes about 1 KB, so these memos keep about 24 and
-# 3 MB at most. When the status memo is full, its oldest eighth is dropped. Emptying it all
-# made every read a miss for a while once more statuses were read than it keeps.
+# per author. The memos are bounded by entries and by the bytes of JSON they keep, because
+# the base URL is in each rendering: with a long Host header a rendering is twice as large.
+# When the status memo is full, its oldest eighth is dropped. Emptying it all made every read
+# a miss for a while once more statuses were read than it keeps.
 MAX_KEPT_STATUS_JSON = 24_000
+MAX_KEPT_STATUS_JSON_BYTES = 18_000_000
 MAX_KEPT_ACCOUNT_JSON = 4_000
+MAX_KEPT_ACCOUNT_JSON_BYTES = 3_000_000
 # Stands for the author in a kept status. orjson escapes NUL inside strings, so this byte
 # appears in its output only where this fragment is.
 _AUTHOR_SLOT = orjson.Fragment(b"\x00")
@@ -47,6 +50,8 @@ class _Rendered(NamedTuple):
 
 
 _ACCOUNT_JSON: dict[tuple[Any, ...], bytes] = {}
+# The bytes of JSON each memo keeps, so their bounds cost nothing to check.
+_kept_bytes = {"status": 0, "account": 0}
 # Authors by the id of their record, each with that record and the stats and base URL made from.
 _AUTHORS: dict[int, tuple[dict[str, Any], tuple[Any, ...], Author]] = {}
 # Keyed like ``status_json``'s memo; each value is the JSON before and after the author's.
@@ -80,11 +85,14 @@ def account_json(account: dict[str, Any], stats: dict[str, Any] | None, *, base_
     key = (base_url, stats.get("statuses_count", 0), stats.get("last_status_at"), *account.items())
     found = _ACCOUNT_JSON.get(key)
     if found is None:
-        if len(_ACCOUNT_JSON) >= MAX_KEPT_ACCOUNT_JSON:
-            _ACCOUNT_JSON.clear()
         # orjson returns its output in a larger buffer: 10,000 outputs of 2 KB took 79 MB of RSS
         # (orjson 3.13), and an exact copy of each 22 MB.
-        found = _ACCOUNT_JSON[key] = bytes(memoryview(orjson.dumps(account_entity(account, stats, base_url=base_url))))
+        found = bytes(memoryview(orjson.dumps(account_entity(account, stats, base_url=base_url))))
+        if len(_ACCOUNT_JSON) >= MAX_KEPT_ACCOUNT_JSON or _kept_bytes["account"] + len(found) > MAX_KEPT_ACCOUNT_JSON_BYTES:
+            _ACCOUNT_JSON.clear()
+            _kept_bytes["account"] = 0
+        _ACCOUNT_JSON[key] = found
+        _kept_bytes["account"] += len(found)
     return found
 
 
@@ -139,18 +147,21 @@ def _render(status: dict[str, Any], authors: dict[str, Author], *, base_url: str
     )
     parts = _STATUS_JSON.get(key)
     if parts is None:
-        if len(_STATUS_JSON) >= MAX_KEPT_STATUS_JSON:
-            _drop_oldest(_STATUS_JSON, len(_STATUS_JSON) // 8 + 1)
         reblog_json = orjson.Fragment(b"".join(reblog.parts)) if reblog is not None else None
         entity = status_fields(status, author.username, _AUTHOR_SLOT, reblog_json, base_url=base_url, with_text=with_text)
         # Splitting copies each part exactly, which also frees orjson's larger buffer.
         before, after = orjson.dumps(entity).split(b"\x00")
+        size = len(before) + len(after)
+        if len(_STATUS_JSON) >= MAX_KEPT_STATUS_JSON or _kept_bytes["status"] + size > MAX_KEPT_STATUS_JSON_BYTES:
+            _drop_oldest_statuses(len(_STATUS_JSON) // 8 + 1)
         parts = _STATUS_JSON[key] = (before, after)
+        _kept_bytes["status"] += size
     # The author's JSON is part of what a reblog's wrapper embeds, so it is part of the wrapper's key.
     return _Rendered((parts[0], author.json, parts[1]), (key, author.json))
 
 
-def _drop_oldest(memo: dict[Any, Any], count: int) -> None:
+def _drop_oldest_statuses(count: int) -> None:
     # Dicts keep insertion order, so the first keys are the oldest entries.
-    for key in list(itertools.islice(memo, count)):
-        del memo[key]
+    for key in list(itertools.islice(_STATUS_JSON, count)):
+        before, after = _STATUS_JSON.pop(key)
+        _kept_bytes["status"] -= len(before) + len(after)

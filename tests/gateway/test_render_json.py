@@ -28,6 +28,7 @@ def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setattr(render, name, {})
     for name in ("_ACCOUNT_JSON", "_STATUS_JSON", "_AUTHORS"):
         monkeypatch.setattr(render_json, name, {})
+    monkeypatch.setattr(render_json, "_kept_bytes", {"status": 0, "account": 0})
     yield
 
 
@@ -187,3 +188,18 @@ def test_author_of_same_record_is_kept_until_stats_change() -> None:
     assert orjson.loads(posted.json)["statuses_count"] == 6
     assert orjson.loads(other_record.json)["display_name"] == "Alice B."
     assert orjson.loads(first.json) == account_entity(ALICE, STATS["1"], base_url=BASE)
+
+
+def test_json_memos_stay_within_their_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_json, "MAX_KEPT_STATUS_JSON_BYTES", 20_000)
+    monkeypatch.setattr(render_json, "MAX_KEPT_ACCOUNT_JSON_BYTES", 10_000)
+    for n in range(60):
+        base = f"https://{'h' * 200}{n}.example"
+        status = {**STATUS, "id": str(300 + n), "mentions": []}
+        value = as_value(status_json(status, authors({"1": ALICE}, STATS), base_url=base))
+        assert value["url"] == f"{base}/@alice/{300 + n}"
+        kept_status_bytes = sum(len(before) + len(after) for before, after in render_json._STATUS_JSON.values())
+        assert kept_status_bytes == render_json._kept_bytes["status"] <= 20_000
+        assert sum(map(len, render_json._ACCOUNT_JSON.values())) == render_json._kept_bytes["account"] <= 10_000
+
+    assert len(render_json._STATUS_JSON) < 60
