@@ -17,7 +17,7 @@ from aiohttp import web
 from twitter_gateway.account_events import EVENT_COVERAGE, AccountEventFollower, EventCoverage
 from twitter_gateway.auth import TOKENS, TokenChecker, optional_viewer
 from twitter_gateway.batching import batching_context
-from twitter_gateway.hydrate import ACCOUNT_CACHE, AccountRecordCache
+from twitter_gateway.hydrate import ACCOUNT_CACHE, AccountRecordCache, host_check_middleware
 from twitter_gateway.openapi import openapi_document
 from twitter_gateway.ratelimit import API_LIMITER, REGISTRATION_LIMITER, Decision, RateLimiter
 from twitter_gateway.routes import add_routes
@@ -35,6 +35,7 @@ RATE_LIMITED_PREFIXES = ("/api/", "/oauth/")
 def create_app(settings: Settings) -> web.Application:
     app = build_app(service=ServiceName.GATEWAY, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
+    app.middlewares.append(host_check_middleware)
     if settings.rate_limit_enabled:
         # Between the request log and error mapping, so even error responses carry the headers.
         app.middlewares.insert(app.middlewares.index(error_middleware), rate_limit_middleware)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,6 +28,13 @@ MAX_BATCH = 200
 # A host name has at most 253 characters (RFC 1035), and an origin adds a scheme and a port.
 MAX_HOST_LENGTH = 253
 MAX_ORIGIN_LENGTH = len("https://") + MAX_HOST_LENGTH + len(":65535")
+INVALID_HOST = "Invalid Host header: send a plain host name or address of at most 253 characters, with an optional port"
+# Probes call these with any Host, and they render no links.
+UNRENDERED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The request key under which ``host_check_middleware`` leaves the base URL for ``base_url``.
+BASE_URL = web.RequestKey("base_url", str)
+MAX_KEPT_ORIGINS = 1_000
+_ORIGINS: dict[str, str] = {}
 PLAIN_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 # Past this many records the cache starts empty again, which bounds its memory.
 ACCOUNT_CACHE_MAX_ENTRIES = 10_000
@@ -100,6 +107,9 @@ def base_url(request: web.Request) -> str:
     The origin is in every rendering the gateway keeps (see ``render_json``), so it must be a
     plain host name or address with an optional port, of at most ``MAX_ORIGIN_LENGTH`` characters.
     """
+    found = request.get(BASE_URL)
+    if found is not None:
+        return found
     configured = request.app[SETTINGS].public_url
     if configured:
         return configured
@@ -107,11 +117,25 @@ def base_url(request: web.Request) -> str:
         origin = str(request.url.origin())
         host = request.url.raw_host or ""
     except (ValueError, UnicodeError) as error:
-        raise BadRequest("Invalid Host header") from error
+        raise BadRequest(INVALID_HOST) from error
     if len(host) > MAX_HOST_LENGTH or len(origin) > MAX_ORIGIN_LENGTH or not PLAIN_ORIGIN.match(origin):
-        raise BadRequest("Invalid Host header: send a host name or address of at most 253 characters, and a port")
-    # One string per origin, shared by every kept rendering's key instead of one per request.
-    return sys.intern(origin)
+        raise BadRequest(INVALID_HOST)
+    # One string per origin, shared by the keys of every kept rendering instead of one per request.
+    if len(_ORIGINS) >= MAX_KEPT_ORIGINS:
+        _ORIGINS.clear()
+    return _ORIGINS.setdefault(origin, origin)
+
+
+@web.middleware
+async def host_check_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Reject a request with an invalid Host header before its handler runs.
+
+    Responses are rendered after the change a request makes is saved, so a Host header found
+    invalid only then gave a 400 for a status that was posted all the same.
+    """
+    if request.path not in UNRENDERED_PATHS:
+        request[BASE_URL] = base_url(request)
+    return await handler(request)
 
 
 async def account_entities(

@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.api import PublicApi
 
-INVALID_HOST = "Invalid Host header: send a host name or address of at most 253 characters, and a port"
+INVALID_HOST = "Invalid Host header: send a plain host name or address of at most 253 characters, with an optional port"
 
 
 @pytest.fixture
@@ -50,3 +50,26 @@ async def test_long_host_is_rejected(api: PublicApi, host: str) -> None:
 
     assert (statuses.status, statuses.body) == (400, {"error": INVALID_HOST})
     assert (home.status, home.body) == (400, {"error": INVALID_HOST})
+
+
+async def test_invalid_host_changes_nothing(api: PublicApi) -> None:
+    user = await api.register_user()
+    kept = await api.call("POST", "/api/v1/statuses", token=user.token, data={"status": "kept"})
+    bad = {"Host": "bad_host"}
+
+    posted = await api.call("POST", "/api/v1/statuses", token=user.token, data={"status": "not saved"}, headers=bad)
+    favourited = await api.call("POST", f"/api/v1/statuses/{kept.body['id']}/favourite", token=user.token, headers=bad)
+    deleted = await api.call("DELETE", f"/api/v1/statuses/{kept.body['id']}", token=user.token, headers=bad)
+    statuses = await api.call("GET", f"/api/v1/accounts/{user.id}/statuses")
+
+    assert [answer.status for answer in (posted, favourited, deleted)] == [400, 400, 400]
+    assert posted.body == {"error": INVALID_HOST}
+    assert [status["content"] for status in statuses.body] == ["<p>kept</p>"]
+    assert statuses.body[0]["favourites_count"] == 0
+
+
+async def test_probes_ignore_the_host(api: PublicApi) -> None:
+    for path in ("/healthz", "/readyz", "/metrics"):
+        answer = await api.call("GET", path, headers={"Host": "bad_host"})
+
+        assert answer.status == 200, path
