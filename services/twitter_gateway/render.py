@@ -22,8 +22,13 @@ RFC3339_LENGTH = len("2026-12-04T20:50:15.123Z")
 # this many entries a memo starts empty again, which bounds its memory. Accounts are rendered
 # again only when ``render_json`` has no JSON of them kept, so few are kept.
 MAX_MEMO_ENTRIES = 2_000
-# Status strings are made again only when ``render_json`` has no kept JSON of the status, so fewer are kept.
+# Status strings are made again only when ``render_json`` has no kept JSON of the status, so fewer
+# are kept. They are also bounded by their characters, counted roughly: with a long Host header
+# and many mentions, 5,000 entries took 157 MB.
 MAX_KEPT_STATUS_STRINGS = 5_000
+MAX_KEPT_STATUS_STRING_CHARS = 4_000_000
+# The characters kept in ``_STATUS_STRINGS``, in a list so the functions here can change it.
+_kept_string_chars = [0]
 _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
 _STATUS_STRINGS: dict[tuple[str, str, bool], _StatusStrings] = {}
 
@@ -248,9 +253,7 @@ def _status_strings(status: dict[str, Any], username: str, *, base_url: str, is_
     strings = _STATUS_STRINGS.get(key)
     if strings is not None and (strings.text, strings.username, strings.mention_ids) == (text, username, mention_ids):
         return strings
-    if len(_STATUS_STRINGS) >= MAX_KEPT_STATUS_STRINGS:
-        _STATUS_STRINGS.clear()
-    strings = _STATUS_STRINGS[key] = _StatusStrings(
+    strings = _StatusStrings(
         text=text,
         username=username,
         mention_ids=mention_ids,
@@ -260,6 +263,13 @@ def _status_strings(status: dict[str, Any], username: str, *, base_url: str, is_
         content="" if is_reblog else status_content(status, base_url=base_url),
         mentions=tuple((m["id"], m["username"], f"{base_url}/@{m['username']}") for m in listed),
     )
+    # A status with many mentions makes long content, each mention link with the base URL in it.
+    size = len(text) + len(strings.uri) + len(strings.content) + sum(len(url) + 40 for _, _, url in strings.mentions)
+    if len(_STATUS_STRINGS) >= MAX_KEPT_STATUS_STRINGS or _kept_string_chars[0] + size > MAX_KEPT_STATUS_STRING_CHARS:
+        _STATUS_STRINGS.clear()
+        _kept_string_chars[0] = 0
+    _STATUS_STRINGS[key] = strings
+    _kept_string_chars[0] += size
     return strings
 
 

@@ -26,6 +26,7 @@ RECORDS = {"1": ALICE, "2": BOB}
 def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("_ACCOUNTS_WITHOUT_STATS", "_STATUS_STRINGS"):
         monkeypatch.setattr(render, name, {})
+    monkeypatch.setattr(render, "_kept_string_chars", [0])
     for name in ("_ACCOUNT_JSON", "_STATUS_JSON", "_AUTHORS"):
         monkeypatch.setattr(render_json, name, {})
     monkeypatch.setattr(render_json, "_kept_bytes", {"status": 0, "account": 0})

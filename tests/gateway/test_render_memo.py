@@ -45,6 +45,7 @@ def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with empty memos and leaves the module's own memos as they were."""
     monkeypatch.setattr(render, "_ACCOUNTS_WITHOUT_STATS", {})
     monkeypatch.setattr(render, "_STATUS_STRINGS", {})
+    monkeypatch.setattr(render, "_kept_string_chars", [0])
     yield
 
 
@@ -307,3 +308,20 @@ class TestMemoBound:
 
         assert account_entity(ALICE, None, base_url=BASE) == rendered_afresh(ALICE, None, base_url=BASE)
         assert account_entity(BOB, None, base_url=BASE) == rendered_afresh(BOB, None, base_url=BASE)
+
+
+def test_status_strings_stay_within_their_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "MAX_KEPT_STATUS_STRING_CHARS", 50_000)
+    monkeypatch.setattr(render, "_kept_string_chars", [0])
+    mentioned = [{"id": str(10 + n), "username": f"user{n}"} for n in range(40)]
+    text = " ".join(f"@user{n}" for n in range(40))
+    accounts = {"1": account_entity(ALICE, None, base_url=BASE)}
+    for n in range(30):
+        base = f"https://{'h' * 240}{n}.example"
+        status = {**STATUS, "id": str(400 + n), "text": text, "mentions": mentioned}
+        entity = status_entity(status, accounts, base_url=base)
+        assert entity is not None
+        assert entity["mentions"][0]["url"] == f"{base}/@user0"
+        assert render._kept_string_chars[0] <= 50_000
+
+    assert len(render._STATUS_STRINGS) < 30
