@@ -135,7 +135,7 @@ async def _insert_token(
 async def grant_token(engine: AsyncEngine, ids: IdGenerator, *, fields: dict[str, Any]) -> dict[str, Any]:
     """Issue a token for the ``client_credentials``, ``password`` or ``authorization_code`` grant."""
     grant_type = fields.get("grant_type")
-    if grant_type not in GRANT_TYPES:
+    if not isinstance(grant_type, str) or grant_type not in GRANT_TYPES:
         raise ValidationFailed(f"Unsupported grant_type {grant_type!r}: use {', '.join(sorted(GRANT_TYPES))}")
     async with transaction(engine) as connection:
         app = await _authenticated_app(connection, fields.get("client_id"), fields.get("client_secret"))
@@ -173,8 +173,11 @@ async def account_for_login(engine: AsyncEngine, *, login: Any, password: Any) -
 
 async def authorize(engine: AsyncEngine, *, fields: dict[str, Any]) -> dict[str, str]:
     """Check an authorization request and the user's credentials; return a one-time code for the app."""
+    client_id = fields.get("client_id")
+    if not isinstance(client_id, str):
+        raise ValidationFailed("client_id is required")
     async with read_only(engine) as connection:
-        app = (await connection.execute(select(oauth_apps).where(oauth_apps.c.client_id == fields.get("client_id")))).first()
+        app = (await connection.execute(select(oauth_apps).where(oauth_apps.c.client_id == client_id))).first()
     if app is None:
         raise NotFound("Unknown client_id: register the app first")
     redirect_uri = authorization.checked_redirect_uri(app, fields.get("redirect_uri"))

@@ -248,3 +248,25 @@ async def test_unsupported_status_features_are_rejected(api: PublicApi, fields: 
 
     assert answer.status == 422
     assert (await api.call("GET", f"/api/v1/accounts/{user.id}/statuses")).body == []
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/authorize"])
+@pytest.mark.parametrize("field", ["grant_type", "client_id", "client_secret", "redirect_uri", "scope", "username", "password", "code"])
+async def test_oauth_list_fields_are_no_server_errors(api: PublicApi, path: str, field: str) -> None:
+    user = await api.register_user()
+    fields = {
+        "grant_type": "password",
+        "client_id": api.client_id,
+        "client_secret": api.client_secret,
+        "redirect_uri": "urn:ietf:wg:oauth:2.0:oob",
+        "scope": "read",
+        "username": user.username,
+        "password": user.password,
+        "code": "x",
+        field: ["a", "b"],
+    }
+
+    answer = await api.call("POST", path, json=fields)
+
+    # A field the flow does not read may be anything; one it reads must give a 4xx, never a 5xx.
+    assert answer.status < 500, answer.body
