@@ -1,4 +1,4 @@
-"""Without TWITTER_PUBLIC_URL, links follow the Host header, which must be a plain host and port."""
+"""Without TWITTER_PUBLIC_URL, links follow the Host header, which must be a plain host with an optional port."""
 
 from __future__ import annotations
 
