@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None,
         description="Public base URL for links in API responses (e.g. https://social.example). "
-        "Unset, it is taken from each request's Host header: set it in production.",
+        "Unset, it is taken from each request's Host header, and a request whose Host is not a plain host name "
+        "or address (with an optional port) gets a 400: set it in production.",
     )
     instance_title: str = Field("Twitter System", description="Title shown in the instance document.")
 
