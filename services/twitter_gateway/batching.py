@@ -30,7 +30,7 @@ MAX_BATCH = 8
 
 TimelineKey = tuple[int, PageRequest]
 LookupKey = tuple[tuple[str, ...], int]
-# Account id, page, the exclude_replies and exclude_reblogs flags, viewer id (None when nobody signed in).
+# Account id, page, the exclude_replies and exclude_reblogs flags, viewer id (None for an anonymous reader).
 AccountPageKey = tuple[int, PageRequest, bool, bool, int | None]
 
 TIMELINE_PAGES = web.AppKey("timeline_pages", Coalescer)
