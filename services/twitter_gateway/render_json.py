@@ -68,9 +68,9 @@ def author_of(record: dict[str, Any], stats: dict[str, Any] | None, *, base_url:
     """
     stats = stats or {}
     made_from = (base_url, stats.get("statuses_count", 0), stats.get("last_status_at"))
-    kept = _AUTHORS.get(id(record))
-    if kept is not None and kept[0] is record and kept[1] == made_from:
-        return kept[2]
+    entry = _AUTHORS.get(id(record))
+    if entry is not None and entry[0] is record and entry[1] == made_from:
+        return entry[2]
     if len(_AUTHORS) >= MAX_KEPT_ACCOUNT_JSON:
         _AUTHORS.clear()
     author = Author(record["username"], account_json(record, stats, base_url=base_url))

@@ -1,6 +1,6 @@
 """Gather the look-ups that requests make in one pass of the event loop into one internal call.
 
-Under load a gateway holds many public requests at the same step, each about to
+Under load a gateway has many public requests at the same step, each about to
 make the same kind of call to a service (a home timeline page, the statuses of a
 page). Each call costs the service its HTTP handling, a read transaction and a
 JSON response, whatever it asks for. A ``Coalescer`` queues the keys asked for
@@ -32,8 +32,8 @@ class Coalescer(Generic[Key, Result]):
     """Sends the keys of one loop pass through ``send``, which returns one result per key, in order.
 
     A failure of ``send`` is raised in every request of the batch. ``max_batch`` bounds a
-    batch; it also keeps several batches in flight under load, so that the services and
-    the gateway work at the same time instead of in turns.
+    batch. Under load it also keeps several batches in flight, so the services and the
+    gateway work at the same time instead of in turns.
     """
 
     def __init__(

@@ -177,7 +177,7 @@ def test_status_list_is_array_of_status_json() -> None:
     assert as_value(status_list_json([gone], authors(RECORDS, STATS), base_url=BASE)) == []
 
 
-def test_author_of_same_record_is_kept_until_stats_change() -> None:
+def test_author_of_reuses_same_record() -> None:
     record = dict(ALICE)
     first = author_of(record, STATS["1"], base_url=BASE)
 
