@@ -19,7 +19,7 @@ def request_to(path: str, *, host: str = "social.example", public_url: str | Non
     return make_mocked_request("GET", path, headers={"Host": host}, app=app)
 
 
-def test_link_names_both_directions_from_the_cursors() -> None:
+def test_link_has_next_and_prev() -> None:
     request = request_to("/api/v1/timelines/home?limit=5")
 
     link = pagination_link(request, newest_cursor="900", oldest_cursor="100", limit=5)
@@ -30,7 +30,7 @@ def test_link_names_both_directions_from_the_cursors() -> None:
     }
 
 
-def test_link_keeps_the_extra_parameters_before_the_cursor() -> None:
+def test_link_keeps_extra_parameters() -> None:
     request = request_to("/api/v1/accounts/7/statuses")
 
     link = pagination_link(
@@ -52,7 +52,7 @@ def test_empty_page_has_no_link() -> None:
     assert pagination_link(request_to("/api/v1/timelines/home"), newest_cursor=None, oldest_cursor=None, limit=20) == {}
 
 
-def test_link_keeps_the_path_of_the_public_url() -> None:
+def test_link_keeps_public_url_path() -> None:
     # Statuses and accounts link below the configured URL's path, and so does the Link header.
     request = request_to("/api/v1/timelines/home", public_url="https://social.example/town")
 
@@ -75,7 +75,7 @@ def test_base_url_follows_each_host() -> None:
     ]
 
 
-def test_invalid_host_is_rejected_every_time() -> None:
+def test_invalid_host_rejected_each_time() -> None:
     for _ in range(2):
         with pytest.raises(BadRequest):
             base_url(request_to("/api/v1/timelines/home", host="bad_host"))
