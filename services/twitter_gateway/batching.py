@@ -30,7 +30,8 @@ from twitter_shared.web import METRICS
 MAX_BATCH = 8
 
 TimelineKey = tuple[int, PageRequest]
-LookupKey = tuple[tuple[str, ...], int]
+# Status ids, viewer id, and the ids among them whose templates the reader has (see ``render_json.known_templates``).
+LookupKey = tuple[tuple[str, ...], int, tuple[str, ...]]
 # Account id, page, the exclude_replies and exclude_reblogs flags, viewer id (None for an anonymous reader).
 AccountPageKey = tuple[int, PageRequest, bool, bool, int | None]
 
@@ -76,9 +77,14 @@ async def timeline_page(request: web.Request, owner_id: int, page: PageRequest) 
     return await request.app[TIMELINE_PAGES].load((owner_id, page))
 
 
-async def statuses_with_author_stats(request: web.Request, ids: list[str], viewer_id: int) -> dict[str, Any]:
-    """Return ``{"statuses": [...], "author_stats": {...}}`` for ``ids``, with ``viewer_id``'s flags."""
-    return await request.app[STATUS_LOOKUPS].load((tuple(ids), viewer_id))
+async def statuses_with_author_stats(
+    request: web.Request, ids: list[str], viewer_id: int, *, known: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Return ``{"statuses": [...], "author_stats": {...}}`` for ``ids``, with ``viewer_id``'s flags.
+
+    The ``known`` statuses may come compact, without their fixed fields.
+    """
+    return await request.app[STATUS_LOOKUPS].load((tuple(ids), viewer_id, known))
 
 
 async def account_page(request: web.Request, key: AccountPageKey) -> dict[str, Any]:
@@ -110,14 +116,14 @@ async def _same_page(timelines: InternalClient, page: PageRequest, owners: list[
 
 
 async def _status_lookups(posts: InternalClient, keys: list[LookupKey]) -> list[dict[str, Any]]:
-    lookups = [{"ids": list(ids), "viewer_id": str(viewer_id)} for ids, viewer_id in keys]
+    lookups = [{"ids": list(ids), "viewer_id": str(viewer_id), "known": list(known)} for ids, viewer_id, known in keys]
     try:
         answer = await posts.post("/internal/statuses/lookups", body={"lookups": lookups}, idempotent=True)
     except NotFound:
         # As in ``_same_page``: a post service older than this gateway gets one call per look-up.
         return list(await asyncio.gather(*(
             posts.get("/internal/statuses", params={"ids": ",".join(ids), "viewer_id": str(viewer_id), "author_stats": "true"})
-            for ids, viewer_id in keys
+            for ids, viewer_id, _ in keys
         )))
     return _answers(answer, "results", len(keys), ServiceName.POST)
 

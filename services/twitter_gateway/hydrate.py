@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from twitter_gateway.account_events import EventCoverage
 from twitter_gateway.render import account_entity, status_account_ids
-from twitter_gateway.render_json import Author, author_of, status_json, status_list_json
+from twitter_gateway.render_json import Author, Template, author_of, status_json, status_list_json
 from twitter_shared.errors import BadRequest, NotFound
 from twitter_shared.runtime import SETTINGS, client
 from twitter_shared.settings import ServiceName
@@ -260,10 +260,14 @@ async def status_list(
     *,
     author_stats: dict[str, Any] | None = None,
     author_records: list[dict[str, Any]] | None = None,
+    pinned: Mapping[str, Template] | None = None,
 ) -> orjson.Fragment:
-    """Render statuses like ``status_entities``, as one JSON array: the form a page of statuses is sent in."""
+    """Render statuses like ``status_entities``, as one JSON array: the form a page of statuses is sent in.
+
+    ``pinned`` contains the templates of the compact statuses among them (see ``known_templates``).
+    """
     authors, root = await _authors(request, statuses, author_stats=author_stats, author_records=author_records)
-    return status_list_json(statuses, authors, base_url=root)
+    return status_list_json(statuses, authors, base_url=root, pinned=pinned or {})
 
 
 async def _authors(

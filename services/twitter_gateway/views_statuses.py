@@ -8,8 +8,9 @@ from aiohttp import web
 
 from twitter_gateway.auth import optional_viewer, require_user
 from twitter_gateway.batching import account_page, statuses_with_author_stats, timeline_page
-from twitter_gateway.hydrate import account_records, status_entities, status_entity_for, status_list
+from twitter_gateway.hydrate import account_records, base_url, status_entities, status_entity_for, status_list
 from twitter_gateway.links import pagination_link
+from twitter_gateway.render_json import Template, known_templates
 from twitter_shared.errors import NotFound, ValidationFailed
 from twitter_shared.pagination import PageRequest, parse_id, parse_page
 from twitter_shared.runtime import client
@@ -164,8 +165,8 @@ def _flag(request: web.Request, name: str) -> bool:
 async def home_timeline(request: web.Request) -> web.Response:
     account_id = await require_user(request, "read:statuses")
     page = parse_page(request.query, default_limit=HOME_DEFAULT_LIMIT, max_limit=HOME_MAX_LIMIT)
-    ids, statuses, author_stats = await _read_home(request, account_id, page)
-    entities = await status_list(request, statuses, author_stats=author_stats)
+    ids, statuses, author_stats, pinned = await _read_home(request, account_id, page)
+    entities = await status_list(request, statuses, author_stats=author_stats, pinned=pinned)
     headers = pagination_link(
         request,
         newest_cursor=ids[0] if ids else None,
@@ -177,20 +178,24 @@ async def home_timeline(request: web.Request) -> web.Response:
 
 async def _read_home(
     request: web.Request, account_id: int, page: PageRequest
-) -> tuple[list[str], list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[str], list[dict[str, Any]], dict[str, Any], dict[str, Template]]:
     """Read timeline ids and their statuses; ids whose status was just deleted are skipped and refilled.
 
-    Returns the ids the page spans (for the Link cursors), the statuses found and their authors' stats.
+    Returns the ids the page spans (for the Link cursors), the statuses found, their authors'
+    stats, and the templates of the statuses asked for without their fixed fields.
     """
     spanned: list[str] = []
     found: list[dict[str, Any]] = []
     author_stats: dict[str, Any] = {}
+    pinned: dict[str, Template] = {}
     current = page
     for _ in range(HOME_REFILL_ROUNDS):
         ids = await timeline_page(request, account_id, current)
         if not ids:
             break
-        answer = await statuses_with_author_stats(request, ids, account_id)
+        known = known_templates(base_url(request), ids)
+        pinned.update(known)
+        answer = await statuses_with_author_stats(request, ids, account_id, known=tuple(known))
         spanned.extend(ids)
         found.extend(answer["statuses"])
         author_stats.update(answer["author_stats"])
@@ -204,4 +209,4 @@ async def _read_home(
             current = PageRequest(max_id=int(ids[-1]), since_id=page.since_id, limit=missing)
     spanned.sort(key=int, reverse=True)
     found.sort(key=lambda status: int(status["id"]), reverse=True)
-    return spanned, found[: page.limit], author_stats
+    return spanned, found[: page.limit], author_stats, pinned

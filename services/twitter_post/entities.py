@@ -143,8 +143,14 @@ async def render(connection: Any, status_ids: list[int], *, viewer_id: int | Non
     return (await render_lookups(connection, [(status_ids, viewer_id)]))[0]
 
 
-async def render_lookups(connection: Any, lookups: list[tuple[list[int], int | None]]) -> list[dict[int, dict[str, Any]]]:
-    """Render several look-ups, each ``(status ids, viewer id)``, with one set of queries for all."""
+async def render_lookups(
+    connection: Any, lookups: list[tuple[list[int], int | None]], *, known: list[frozenset[int]] | None = None
+) -> list[dict[int, dict[str, Any]]]:
+    """Render several look-ups, each ``(status ids, viewer id)``, with one set of queries for all.
+
+    ``known`` has, for each look-up, the ids of statuses whose fixed fields the caller already
+    has: those are rendered as a compact ``S`` (see ``compact_status_entity``).
+    """
     requested_ids = sorted({status_id for status_ids, _ in lookups for status_id in status_ids})
     counts = await load_counts(connection, requested_ids)
     missing_originals = [row.reblog_of_id for row in counts.values() if row.reblog_of_id and row.reblog_of_id not in counts]
@@ -157,22 +163,28 @@ async def render_lookups(connection: Any, lookups: list[tuple[list[int], int | N
     mentioned = await _mentions(connection, with_at)
     flags = await _viewer_flags(connection, {viewer_id for _, viewer_id in lookups if viewer_id is not None}, all_ids)
 
-    def entity(row: StatusCounts, viewer_id: int | None) -> dict[str, Any]:
+    def entity(row: StatusCounts, viewer_id: int | None, known_ids: frozenset[int]) -> dict[str, Any]:
         original = counts.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
-        return status_entity(
+        build = compact_status_entity if row.id in known_ids else status_entity
+        return build(
             fixed[row.id],
             row,
-            reblog=entity(original, viewer_id) if original is not None else None,
+            reblog=entity(original, viewer_id, known_ids) if original is not None else None,
             mentions=mentioned.get(row.id, []),
             favourited=(viewer_id, FAVOURITED, flag_id) in flags,
             reblogged=(viewer_id, REBLOGGED, flag_id) in flags,
         )
 
+    known_per_lookup = known if known is not None else [frozenset()] * len(lookups)
     return [
-        {row_id: entity(counts[row_id], viewer_id) for row_id in status_ids if row_id in counts and row_id in fixed}
-        for status_ids, viewer_id in lookups
+        {
+            row_id: entity(counts[row_id], viewer_id, known_ids)
+            for row_id in status_ids
+            if row_id in counts and row_id in fixed
+        }
+        for (status_ids, viewer_id), known_ids in zip(lookups, known_per_lookup, strict=True)
     ]
 
 
@@ -230,6 +242,34 @@ def status_entity(
         "favourited": favourited,
         "reblogged": reblogged,
         "edited_at": None,
+    }
+
+
+def compact_status_entity(
+    fixed: FixedFields,
+    counts: StatusCounts,
+    *,
+    reblog: dict[str, Any] | None,
+    mentions: list[dict[str, str]],
+    favourited: bool,
+    reblogged: bool,
+) -> dict[str, Any]:
+    """Build ``S`` without the fixed fields other than ``account_id``, for a caller that has them.
+
+    Of ``S``, it keeps what can change and what a caller needs to find the rest: the id,
+    the author, the reblog, the mentions, the counts and the viewer's flags.
+    """
+    return {
+        "id": str(counts.id),
+        "account_id": fixed.account_id,
+        "reblog_of_id": _id_or_none(counts.reblog_of_id),
+        "reblog": reblog,
+        "mentions": mentions,
+        "replies_count": counts.replies_count,
+        "reblogs_count": counts.reblogs_count,
+        "favourites_count": counts.favourites_count,
+        "favourited": favourited,
+        "reblogged": reblogged,
     }
 
 

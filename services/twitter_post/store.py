@@ -263,15 +263,22 @@ async def get_statuses_with_author_stats(
     return (await look_up_statuses(engine, [(status_ids, viewer_id)]))[0]
 
 
-async def look_up_statuses(engine: AsyncEngine, lookups: list[tuple[list[int], int | None]]) -> list[dict[str, Any]]:
-    """Return what ``get_statuses_with_author_stats`` gives for each look-up, ``(status ids, viewer id)``, from one read."""
+async def look_up_statuses(
+    engine: AsyncEngine, lookups: list[tuple[list[int], int | None]], *, known: list[frozenset[int]] | None = None
+) -> list[dict[str, Any]]:
+    """Return what ``get_statuses_with_author_stats`` gives for each look-up, ``(status ids, viewer id)``, from one read.
+
+    ``known`` is passed on to ``entities.render_lookups``.
+    """
     async with read_only(engine) as connection:
-        return await _with_author_stats(connection, lookups)
+        return await _with_author_stats(connection, lookups, known=known)
 
 
-async def _with_author_stats(connection: Any, lookups: list[tuple[list[int], int | None]]) -> list[dict[str, Any]]:
+async def _with_author_stats(
+    connection: Any, lookups: list[tuple[list[int], int | None]], *, known: list[frozenset[int]] | None = None
+) -> list[dict[str, Any]]:
     """Render each look-up's statuses in order, with the stats of the authors each one shows."""
-    rendered = await entities.render_lookups(connection, lookups)
+    rendered = await entities.render_lookups(connection, lookups, known=known)
     found = [
         [page[status_id] for status_id in dict.fromkeys(status_ids) if status_id in page]
         for (status_ids, _), page in zip(lookups, rendered, strict=True)

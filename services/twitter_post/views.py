@@ -141,9 +141,12 @@ async def look_up_statuses(request: web.Request) -> web.Response:
     """Return the results of a batch of look-ups, ``{"lookups": [{"ids": [...], "viewer_id": ...}]}``, in order.
 
     Each result is what ``GET /internal/statuses?author_stats=true`` returns for its ids and viewer.
+    A look-up may list ``known`` ids, statuses whose fixed fields the caller has: those come compact.
     """
-    parsed = [_lookup(item) for item in await _lookups(request)]
-    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed)})
+    items = await _lookups(request)
+    parsed = [_lookup(item) for item in items]
+    known = [frozenset(_id_list(item, "known")) for item in items]
+    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed, known=known)})
 
 
 async def _lookups(request: web.Request) -> list[Any]:
@@ -157,11 +160,16 @@ async def _lookups(request: web.Request) -> list[Any]:
 def _lookup(item: Any) -> tuple[list[int], int | None]:
     if not isinstance(item, dict) or not isinstance(item.get("ids"), list):
         raise ValidationFailed("each look-up must be an object with a list of ids")
-    ids = item["ids"]
-    if len(ids) > MAX_BATCH_IDS or not all(isinstance(value, str) for value in ids):
-        raise ValidationFailed(f"ids must be at most {MAX_BATCH_IDS} numeric ids")
-    status_ids = [parse_id(value, name="ids") for value in ids]
-    return [value for value in status_ids if value is not None], body_id(item, "viewer_id")
+    return _id_list(item, "ids"), body_id(item, "viewer_id")
+
+
+def _id_list(item: dict[str, Any], name: str) -> list[int]:
+    """Return the look-up's list of ids under ``name`` (an absent list is empty); empty ids are dropped."""
+    ids = item.get(name, [])
+    if not isinstance(ids, list) or len(ids) > MAX_BATCH_IDS or not all(isinstance(value, str) for value in ids):
+        raise ValidationFailed(f"{name} must be a list of at most {MAX_BATCH_IDS} numeric ids")
+    status_ids = [parse_id(value, name=name) for value in ids]
+    return [value for value in status_ids if value is not None]
 
 
 async def get_status(request: web.Request) -> web.Response:

@@ -75,7 +75,7 @@ async def test_timeline_pages_grouped_by_page(old: bool) -> None:
 @pytest.mark.parametrize("old", [False, True], ids=["batch-route", "older-service"])
 async def test_status_lookups_keep_each_viewer(old: bool) -> None:
     service = FakeService(old=old)
-    keys = [(("10", "11"), 1), (("11",), 2)]
+    keys = [(("10", "11"), 1, ("11",)), (("11",), 2, ())]
 
     results = await batching._status_lookups(service, keys)  # type: ignore[arg-type]
 
@@ -84,6 +84,8 @@ async def test_status_lookups_keep_each_viewer(old: bool) -> None:
         {"statuses": ["11"], "author_stats": {"viewer": "2"}},
     ]
     assert [method for method, _, _ in service.calls] == (["POST", "GET", "GET"] if old else ["POST"])
+    if not old:
+        assert [lookup["known"] for lookup in service.calls[0][2]["lookups"]] == [["11"], []]
 
 
 @pytest.mark.parametrize("old", [False, True], ids=["batch-route", "older-service"])
@@ -111,6 +113,6 @@ async def test_unreadable_batch_response_is_502(answer: Any) -> None:
     with pytest.raises(UpstreamError, match="timeline service returned an unreadable response"):
         await batching._timeline_pages(service, [(1, FIRST_PAGE), (2, FIRST_PAGE)])  # type: ignore[arg-type]
     with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
-        await batching._status_lookups(service, [(("1",), 1), (("2",), 2)])  # type: ignore[arg-type]
+        await batching._status_lookups(service, [(("1",), 1, ()), (("2",), 2, ())])  # type: ignore[arg-type]
     with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
         await batching._account_pages(service, [(1, FIRST_PAGE, False, False, 1), (2, FIRST_PAGE, False, False, None)])  # type: ignore[arg-type]

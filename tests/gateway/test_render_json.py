@@ -1,8 +1,9 @@
 """The gateway's kept JSON of statuses and accounts is the JSON of a fresh rendering, whatever changed.
 
-``status_json`` and ``account_json`` keep what they serialize, keyed by everything it is
-made from. A status is kept without its author, whose JSON is joined in for each page. Every test renders once so that the JSON is kept, changes one input, and compares
-the next JSON with ``status_entity`` and ``account_entity`` rendered with empty memos.
+``status_json`` keeps a template of each status, with slots for its counts and flags, its
+author and its original, and ``account_json`` keeps what it serializes. Every test renders
+once so that the JSON is kept, changes one input, and compares the next JSON with
+``status_entity`` and ``account_entity`` rendered with empty memos.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tests.gateway.test_render_memo import ALICE, BASE, BOB, STATUS
 from twitter_gateway import render, render_json
 from twitter_gateway.render import account_entity, status_entity
 from twitter_gateway.render_json import Author, account_json, author_of, status_json, status_list_json
+from twitter_shared.errors import UpstreamError
 
 STATS = {"1": {"statuses_count": 5, "last_status_at": "2026-12-04"}, "2": {"statuses_count": 1, "last_status_at": None}}
 RECORDS = {"1": ALICE, "2": BOB}
@@ -27,7 +29,7 @@ def _empty_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("_ACCOUNTS_WITHOUT_STATS", "_STATUS_STRINGS"):
         monkeypatch.setattr(render, name, {})
     monkeypatch.setattr(render, "_kept_string_chars", [0])
-    for name in ("_ACCOUNT_JSON", "_STATUS_JSON", "_AUTHORS"):
+    for name in ("_ACCOUNT_JSON", "_TEMPLATES", "_AUTHORS"):
         monkeypatch.setattr(render_json, name, {})
     monkeypatch.setattr(render_json, "_kept_bytes", {"status": 0, "account": 0})
     yield
@@ -134,11 +136,11 @@ def test_json_memos_empty_at_their_bounds(monkeypatch: pytest.MonkeyPatch) -> No
         value = as_value(status_json(status, authors({"1": record}, STATS), base_url=BASE))
         assert value["content"] == f"<p>status {n}</p>"
         assert value["account"]["followers_count"] == n
-        sizes.append((len(render_json._STATUS_JSON), len(render_json._ACCOUNT_JSON)))
+        sizes.append((len(render_json._TEMPLATES), len(render_json._ACCOUNT_JSON)))
 
     # The status memo drops its oldest entry (an eighth, rounded up) when full; the account memo empties.
     assert sizes == [(1, 1), (2, 2), (3, 1), (3, 2), (3, 1), (3, 2), (3, 1)]
-    assert [key[2] for key in render_json._STATUS_JSON] == ["204", "205", "206"]
+    assert [key[2] for key in render_json._TEMPLATES] == ["204", "205", "206"]
 
 
 def test_author_change_keeps_status_json() -> None:
@@ -149,7 +151,7 @@ def test_author_change_keeps_status_json() -> None:
     value = as_value(status_json(STATUS, authors(only_alice, posted), base_url=BASE))
 
     assert value["account"]["statuses_count"] == 6
-    assert len(render_json._STATUS_JSON) == 1
+    assert len(render_json._TEMPLATES) == 1
     assert len(render_json._ACCOUNT_JSON) == 2
 
 
@@ -199,8 +201,54 @@ def test_json_memos_stay_within_their_bytes(monkeypatch: pytest.MonkeyPatch) -> 
         status = {**STATUS, "id": str(300 + n), "mentions": []}
         value = as_value(status_json(status, authors({"1": ALICE}, STATS), base_url=base))
         assert value["url"] == f"{base}/@alice/{300 + n}"
-        kept_status_bytes = sum(len(before) + len(after) for before, after in render_json._STATUS_JSON.values())
+        kept_status_bytes = sum(sum(map(len, template.pieces)) for template in render_json._TEMPLATES.values())
         assert kept_status_bytes == render_json._kept_bytes["status"] <= 20_000
         assert sum(map(len, render_json._ACCOUNT_JSON.values())) == render_json._kept_bytes["account"] <= 10_000
 
-    assert len(render_json._STATUS_JSON) < 60
+    assert len(render_json._TEMPLATES) < 60
+
+
+def test_counts_change_keeps_template() -> None:
+    status_json(STATUS, authors(RECORDS, STATS), base_url=BASE)
+    counted = {**STATUS, "replies_count": 4, "reblogs_count": 3, "favourites_count": 2, "favourited": True}
+
+    value = as_value(status_json(counted, authors(RECORDS, STATS), base_url=BASE))
+
+    assert value == fresh(counted, RECORDS, STATS)
+    assert len(render_json._TEMPLATES) == 1
+
+
+def compact(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` as the post service sends a known one: without the fixed fields other than the author."""
+    compact_fields = ("id", "account_id", "reblog_of_id", "mentions", "replies_count", "reblogs_count", "favourites_count")
+    flags = {"favourited": bool(status.get("favourited")), "reblogged": bool(status.get("reblogged"))}
+    reblog = compact(status["reblog"]) if status.get("reblog") else None
+    return {**{key: status[key] for key in compact_fields if key in status}, **flags, "reblog": reblog}
+
+
+def test_compact_statuses_fill_pinned_templates() -> None:
+    plain = {**STATUS, "mentions": []}
+    original = {**plain, "id": "110"}
+    reblog = {**REBLOG, "reblog": original, "reblog_of_id": "110"}
+    status_list_json([plain, reblog], authors(RECORDS, STATS), base_url=BASE)
+    counted = [{**plain, "favourites_count": 5, "favourited": True}, {**reblog, "reblog": {**original, "reblogs_count": 1}}]
+
+    pinned = render_json.known_templates(BASE, ["100", "101", "999"])
+    render_json._TEMPLATES.clear()
+    value = as_value(status_list_json([compact(status) for status in counted], authors(RECORDS, STATS), base_url=BASE, pinned=pinned))
+
+    assert sorted(pinned) == ["100", "101", "110"]
+    assert value == [fresh(status, RECORDS, STATS) for status in counted]
+
+
+def test_templates_with_mentions_are_not_pinned() -> None:
+    status_json(STATUS, authors(RECORDS, STATS), base_url=BASE)
+
+    assert STATUS["mentions"]
+    assert render_json.known_templates(BASE, [STATUS["id"]]) == {}
+    assert render_json.known_templates("https://two.example", [STATUS["id"]]) == {}
+
+
+def test_compact_status_without_template_fails() -> None:
+    with pytest.raises(UpstreamError):
+        status_list_json([compact({**STATUS, "mentions": []})], authors(RECORDS, STATS), base_url=BASE)

@@ -35,6 +35,44 @@ async def test_lookups_match_single_calls(cluster: Cluster) -> None:
     assert [status["id"] for status in by_viewer[bob]] == [first["id"]]
 
 
+FIXED_FIELDS = {"text", "created_at", "in_reply_to_id", "in_reply_to_account_id", "visibility", "spoiler_text", "sensitive", "language"}
+
+
+async def test_known_statuses_come_compact(cluster: Cluster) -> None:
+    alice, bob = await cluster.new_account("alice"), await cluster.new_account("bob")
+    original = await cluster.post(alice, "original")
+    reply = await cluster.post(bob, "a reply", in_reply_to_id=original["id"])
+    reblog = await cluster.reblog(bob, original["id"])
+    await cluster.posts.post(f"/internal/statuses/{original['id']}/favourite", {"account_id": bob})
+    ids = [reblog["id"], reply["id"], original["id"]]
+    full = (await single(cluster, ids, bob))["statuses"]
+
+    answer = await cluster.posts.post(
+        LOOKUPS, {"lookups": [{"ids": ids, "viewer_id": bob, "known": [original["id"], reblog["id"]]}]}
+    )
+
+    wrapper, replied, compact = answer["results"][0]["statuses"]
+    assert replied == full[1]
+    assert compact == {key: value for key, value in full[2].items() if key not in FIXED_FIELDS | {"edited_at"}}
+    assert compact["account_id"] == alice
+    assert (compact["favourites_count"], compact["favourited"]) == (1, True)
+    assert "text" not in wrapper
+    assert wrapper["reblog"] == compact
+
+
+async def test_known_list_leaves_other_lookups_full(cluster: Cluster) -> None:
+    author = await cluster.new_account()
+    status = await cluster.post(author, "once")
+
+    answer = await cluster.posts.post(
+        LOOKUPS, {"lookups": [{"ids": [status["id"]], "known": [status["id"]]}, {"ids": [status["id"]]}]}
+    )
+
+    compact, full = (result["statuses"][0] for result in answer["results"])
+    assert "text" not in compact
+    assert full["text"] == "once"
+
+
 async def test_lookups_skip_deleted_status(cluster: Cluster) -> None:
     author = await cluster.new_account()
     kept, deleted = await cluster.post(author, "kept"), await cluster.post(author, "deleted")
@@ -57,12 +95,17 @@ async def test_lookups_skip_deleted_status(cluster: Cluster) -> None:
         ({"lookups": [{"ids": []}] * 65}, "lookups must be a list of 1 to 64 look-ups"),
         ({"lookups": ["1"]}, "each look-up must be an object with a list of ids"),
         ({"lookups": [{"ids": "1,2"}]}, "each look-up must be an object with a list of ids"),
-        ({"lookups": [{"ids": [1]}]}, "ids must be at most 200 numeric ids"),
-        ({"lookups": [{"ids": ["1"] * 201}]}, "ids must be at most 200 numeric ids"),
+        ({"lookups": [{"ids": [1]}]}, "ids must be a list of at most 200 numeric ids"),
+        ({"lookups": [{"ids": ["1"] * 201}]}, "ids must be a list of at most 200 numeric ids"),
         ({"lookups": [{"ids": ["x"]}]}, "ids must be a numeric id"),
         ({"lookups": [{"ids": ["1"], "viewer_id": "-1"}]}, "viewer_id must be a numeric id"),
+        ({"lookups": [{"ids": ["1"], "known": "1"}]}, "known must be a list of at most 200 numeric ids"),
+        ({"lookups": [{"ids": ["1"], "known": ["x"]}]}, "known must be a numeric id"),
     ],
-    ids=["missing", "empty", "object", "too-many", "not-an-object", "ids-not-a-list", "int-id", "too-many-ids", "bad-id", "bad-viewer"],
+    ids=[
+        "missing", "empty", "object", "too-many", "not-an-object", "ids-not-a-list", "int-id", "too-many-ids", "bad-id",
+        "bad-viewer", "known-not-a-list", "bad-known-id",
+    ],
 )
 async def test_lookups_reject_malformed_batch(cluster: Cluster, body: dict, message: str) -> None:
     answer = await cluster.posts.post(LOOKUPS, body, expect=422)
