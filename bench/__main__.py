@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql (default both)")
     parser.add_argument("--seconds", type=int, default=15, help="duration of each workload, in seconds (default 15)")
+    parser.add_argument(
+        "--warm-up", type=int, default=3, help="seconds each workload runs first, not counted (default 3; 0 for none)"
+    )
     parser.add_argument("--connections", type=int, default=32, help="open connections of the load generator (default 32)")
     parser.add_argument("--probes", type=int, default=30, help="posts measured for fan-out delay (default 30)")
     parser.add_argument("--output", type=Path, default=REPOSITORY / "bench" / "RESULTS.md", help="results file")
@@ -62,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         machine=machine_facts(),
         seconds=args.seconds,
         connections=args.connections,
+        warm_up=args.warm_up,
     )
-    report.baseline = measure_baseline(seconds=args.seconds, connections=args.connections)
+    report.baseline = measure_baseline(seconds=args.seconds, connections=args.connections, warm_up=args.warm_up)
     print(f"baseline: {report.baseline.per_second:.0f} requests/s", flush=True)
     for backend in [name.strip() for name in args.backends.split(",") if name.strip()]:
         report.backends.append(
@@ -95,12 +99,15 @@ def machine_facts() -> dict[str, str]:
     }
 
 
-def measure_baseline(*, seconds: int, connections: int) -> Measurement:
+def measure_baseline(*, seconds: int, connections: int, warm_up: int = 0) -> Measurement:
     port = free_port()
     server = subprocess.Popen([sys.executable, str(REPOSITORY / "bench" / "_baseline_server.py"), str(port)])
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(f"http://127.0.0.1:{port}/")
-        return run_wrk(name="baseline", workload="baseline", url=f"http://127.0.0.1:{port}", seconds=seconds, connections=connections)
+        wait_until_ready(url + "/")
+        if warm_up > 0:
+            run_wrk(name="baseline", workload="baseline", url=url, seconds=warm_up, connections=connections)
+        return run_wrk(name="baseline", workload="baseline", url=url, seconds=seconds, connections=connections)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -153,13 +160,20 @@ def _measure_system(result: BackendResult, system: RunningSystem, *, load_option
     accounts_file = folder / "accounts.txt"
     accounts_file.write_text("".join(f"{a.token} {a.id}\n" for a in summary.accounts.values()))
     def run(workload: str) -> Measurement:
+        # A warm-up that is not counted fills the services' memos, so the count is of a running system.
+        if args.warm_up > 0:
+            wait_for_timelines(system)
+            generate(workload, seconds=args.warm_up)
         # Each workload starts with every acknowledged event applied, so none pays for the one before.
         result.drains[workload] = wait_for_timelines(system)
+        return generate(workload, seconds=args.seconds)
+
+    def generate(workload: str, *, seconds: int) -> Measurement:
         return run_wrk(
             name=workload,
             workload=workload,
             url=system.base_url,
-            seconds=args.seconds,
+            seconds=seconds,
             connections=args.connections,
             accounts_file=accounts_file,
         )

@@ -51,8 +51,15 @@ class Report:
     machine: dict[str, str]
     seconds: int
     connections: int
+    warm_up: int = 0
     baseline: Measurement | None = None
     backends: list[BackendResult] = field(default_factory=list)
+
+
+def _warm_up(report: Report) -> str:
+    if report.warm_up <= 0:
+        return ""
+    return f", after {report.warm_up} s of the same load that is not counted (the baseline's too)"
 
 
 def write_report(report: Report, path: Path) -> str:
@@ -78,8 +85,8 @@ def _lines(report: Report) -> list[str]:
         "# Benchmark results",
         "",
         f"Produced by `{report.command}` (from the repository root; `make bench` runs the same).",
-        f"Each workload ran {report.seconds} s with {report.connections} connections; every non-2xx answer",
-        "and every socket error counts as an error. Each system was started afresh by the command, in",
+        f"Each workload ran {report.seconds} s with {report.connections} connections{_warm_up(report)};",
+        "every non-2xx answer and every socket error counts as an error. Each system was started afresh by the command, in",
         "embedded mode (`twitter-system run`) with `TWITTER_RATE_LIMIT_ENABLED=false`, and loaded with",
         "`twitter-system load`'s code; PostgreSQL is a throwaway server (tests/support/postgres.py,",
         "started with fsync=off) and SQLite runs in WAL mode with synchronous=NORMAL.",

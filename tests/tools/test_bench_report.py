@@ -32,3 +32,15 @@ def test_report_states_ratios_and_backlog(tmp_path: Path) -> None:
     assert "home timeline reads: 0 events, 0.0 s; status posts: 1234 events, 4.5 s." in text
     assert output.read_text().endswith("hand-written notes\n")
     assert "old numbers" not in output.read_text()
+
+
+def test_report_states_warm_up(tmp_path: Path) -> None:
+    cold = Report(command="python -m bench", machine={}, seconds=10, connections=32)
+    warm = Report(command="python -m bench", machine={}, seconds=10, connections=32, warm_up=3)
+    texts = []
+    for report in (cold, warm):
+        report.baseline = measurement("baseline", 100_000)
+        texts.append(write_report(report, tmp_path / "RESULTS.md"))
+
+    assert "Each workload ran 10 s with 32 connections;" in texts[0]
+    assert "Each workload ran 10 s with 32 connections, after 3 s of the same load that is not counted" in texts[1]
