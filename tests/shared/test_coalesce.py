@@ -53,6 +53,29 @@ async def test_coalescer_sends_lone_key_at_once() -> None:
     assert send.batches == [[7], [8]]
 
 
+async def test_coalescer_waits_a_pass_while_busy() -> None:
+    send = Recorder()
+    send.release.clear()
+    coalescer = Coalescer("test", send, max_batch=8)
+    first = asyncio.ensure_future(coalescer.load(1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+    async def one_pass_later(key: int) -> int:
+        await asyncio.sleep(0)
+        return await coalescer.load(key)
+
+    waiting = asyncio.gather(coalescer.load(2), one_pass_later(3))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    in_flight = [list(batch) for batch in send.batches]
+    send.release.set()
+
+    assert await first == 10
+    assert await waiting == [20, 30]
+    assert in_flight == [[1], [2, 3]]
+
+
 async def test_coalescer_splits_at_max_batch() -> None:
     send = Recorder()
     send.release.clear()
