@@ -3,7 +3,8 @@
 A home read makes two internal calls: a page of the timeline, then its statuses.
 An account statuses read makes one, to the post service. Under load the gateway
 has many such reads at the same step, and one call for several of them costs the
-services much less than one each (see ``twitter_shared.coalesce``). The sizes of
+services much less than one each (see ``twitter_shared.coalesce``). Home reads'
+statuses and account statuses pages share the post service's calls. The sizes of
 the batches sent are in ``/metrics`` as ``gateway_batch_size``.
 """
 
@@ -34,10 +35,13 @@ TimelineKey = tuple[int, PageRequest]
 LookupKey = tuple[tuple[str, ...], int, tuple[str, ...]]
 # Account id, page, the exclude_replies and exclude_reblogs flags, viewer id (None for an anonymous reader).
 AccountPageKey = tuple[int, PageRequest, bool, bool, int | None]
+# The page a read requests from the post service: ``(LOOKUP, LookupKey)`` or ``(ACCOUNT_PAGE, AccountPageKey)``.
+PostPageKey = tuple[str, LookupKey | AccountPageKey]
+LOOKUP = "lookup"
+ACCOUNT_PAGE = "account_page"
 
 TIMELINE_PAGES = web.AppKey("timeline_pages", Coalescer)
-STATUS_LOOKUPS = web.AppKey("status_lookups", Coalescer)
-ACCOUNT_PAGES = web.AppKey("account_pages", Coalescer)
+POST_PAGES = web.AppKey("post_pages", Coalescer)
 
 
 async def batching_context(app: web.Application) -> AsyncIterator[None]:
@@ -57,17 +61,11 @@ async def batching_context(app: web.Application) -> AsyncIterator[None]:
         max_batch=MAX_BATCH,
         observe=sizes.labels("timeline_pages").observe,
     )
-    app[STATUS_LOOKUPS] = Coalescer(
-        "status_lookups",
-        lambda keys: _status_lookups(posts, keys),
+    app[POST_PAGES] = Coalescer(
+        "post_pages",
+        lambda keys: _post_pages(posts, keys),
         max_batch=MAX_BATCH,
-        observe=sizes.labels("status_lookups").observe,
-    )
-    app[ACCOUNT_PAGES] = Coalescer(
-        "account_pages",
-        lambda keys: _account_pages(posts, keys),
-        max_batch=MAX_BATCH,
-        observe=sizes.labels("account_pages").observe,
+        observe=sizes.labels("post_pages").observe,
     )
     yield
 
@@ -84,12 +82,12 @@ async def statuses_with_author_stats(
 
     The ``known`` statuses may come compact, without their fixed fields.
     """
-    return await request.app[STATUS_LOOKUPS].load((tuple(ids), viewer_id, known))
+    return await request.app[POST_PAGES].load((LOOKUP, (tuple(ids), viewer_id, known)))
 
 
 async def account_page(request: web.Request, key: AccountPageKey) -> dict[str, Any]:
     """Return ``{"statuses": [...], "author_stats": {...}}`` for a page of an account's statuses."""
-    return await request.app[ACCOUNT_PAGES].load(key)
+    return await request.app[POST_PAGES].load((ACCOUNT_PAGE, key))
 
 
 async def _timeline_pages(timelines: InternalClient, keys: list[TimelineKey]) -> list[list[str]]:
@@ -115,10 +113,50 @@ async def _same_page(timelines: InternalClient, page: PageRequest, owners: list[
     return _answers(answer, "pages", len(owners), ServiceName.TIMELINE)
 
 
-async def _status_lookups(posts: InternalClient, keys: list[LookupKey]) -> list[dict[str, Any]]:
-    lookups = [{"ids": list(ids), "viewer_id": str(viewer_id), "known": list(known)} for ids, viewer_id, known in keys]
+async def _post_pages(posts: InternalClient, keys: list[PostPageKey]) -> list[dict[str, Any]]:
+    """Read the look-ups and account pages of concurrent reads in one call to the post service."""
+    lookups = [key for kind, key in keys if kind == LOOKUP]
+    account_pages = [key for kind, key in keys if kind == ACCOUNT_PAGE]
+    body = {"lookups": _lookup_items(lookups), "account_pages": _account_page_items(account_pages)}
     try:
-        answer = await posts.post("/internal/statuses/lookups", body={"lookups": lookups}, idempotent=True)
+        answer = await posts.post("/internal/statuses/pages", body=body, idempotent=True)
+    except NotFound:
+        # A post service older than this gateway has only the routes for one kind of page each.
+        lookup_results, page_results = await asyncio.gather(
+            _status_lookups(posts, lookups) if lookups else _nothing(),
+            _account_pages(posts, account_pages) if account_pages else _nothing(),
+        )
+    else:
+        lookup_results = _answers(answer, "lookups", len(lookups), ServiceName.POST)
+        page_results = _answers(answer, "account_pages", len(account_pages), ServiceName.POST)
+    by_kind = {LOOKUP: iter(lookup_results), ACCOUNT_PAGE: iter(page_results)}
+    return [next(by_kind[kind]) for kind, _ in keys]
+
+
+async def _nothing() -> list[dict[str, Any]]:
+    return []
+
+
+def _lookup_items(keys: list[LookupKey]) -> list[dict[str, Any]]:
+    return [{"ids": list(ids), "viewer_id": str(viewer_id), "known": list(known)} for ids, viewer_id, known in keys]
+
+
+def _account_page_items(keys: list[AccountPageKey]) -> list[dict[str, Any]]:
+    return [
+        {
+            **page.as_params(),
+            "account_id": str(account_id),
+            "viewer_id": str(viewer_id) if viewer_id is not None else None,
+            "exclude_replies": exclude_replies,
+            "exclude_reblogs": exclude_reblogs,
+        }
+        for account_id, page, exclude_replies, exclude_reblogs, viewer_id in keys
+    ]
+
+
+async def _status_lookups(posts: InternalClient, keys: list[LookupKey]) -> list[dict[str, Any]]:
+    try:
+        answer = await posts.post("/internal/statuses/lookups", body={"lookups": _lookup_items(keys)}, idempotent=True)
     except NotFound:
         # As in ``_same_page``: a post service older than this gateway gets one call per look-up.
         return list(await asyncio.gather(*(
@@ -129,18 +167,10 @@ async def _status_lookups(posts: InternalClient, keys: list[LookupKey]) -> list[
 
 
 async def _account_pages(posts: InternalClient, keys: list[AccountPageKey]) -> list[dict[str, Any]]:
-    lookups = [
-        {
-            **page.as_params(),
-            "account_id": str(account_id),
-            "viewer_id": str(viewer_id) if viewer_id is not None else None,
-            "exclude_replies": exclude_replies,
-            "exclude_reblogs": exclude_reblogs,
-        }
-        for account_id, page, exclude_replies, exclude_reblogs, viewer_id in keys
-    ]
     try:
-        answer = await posts.post("/internal/accounts/statuses/lookups", body={"lookups": lookups}, idempotent=True)
+        answer = await posts.post(
+            "/internal/accounts/statuses/lookups", body={"lookups": _account_page_items(keys)}, idempotent=True
+        )
     except NotFound:
         # As in ``_same_page``: a post service older than this gateway gets one call per page.
         return list(await asyncio.gather(*(_account_page_alone(posts, key) for key in keys)))

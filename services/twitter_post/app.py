@@ -92,6 +92,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/internal/statuses", views.create_status)
     router.add_get("/internal/statuses", views.get_statuses)
     router.add_post("/internal/statuses/lookups", views.look_up_statuses)
+    router.add_post("/internal/statuses/pages", views.read_pages)
     router.add_get(f"/internal/statuses/{ID}", views.get_status)
     router.add_delete(f"/internal/statuses/{ID}", views.delete_status)
     router.add_get(f"/internal/statuses/{ID}/context", views.context)

@@ -388,13 +388,30 @@ async def account_statuses(
 
 async def account_statuses_pages(engine: AsyncEngine, pages: list[AccountPage]) -> list[dict[str, Any]]:
     """Return ``{"statuses": [S...], "author_stats": {...}}`` for each page, in order, from one read."""
+    return (await read_pages(engine, [], known=[], pages=pages))[1]
+
+
+async def read_pages(
+    engine: AsyncEngine,
+    lookups: list[tuple[list[int], int | None]],
+    *,
+    known: list[frozenset[int]],
+    pages: list[AccountPage],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return what ``look_up_statuses`` and ``account_statuses_pages`` give for these, from one read.
+
+    Their statuses are rendered together, with one query each for counts, fixed fields,
+    mentions, viewer flags and author stats.
+    """
     async with read_only(engine) as connection:
-        lookups = []
+        page_lookups = []
         for requested in pages:
             query = _account_statuses_query(requested.filters, requested.page.shape)
             rows = await fetch_rows(connection, query, account_id=requested.account_id, **requested.page.bound_values())
-            lookups.append(([status_id for (status_id,) in requested.page.newest_first(rows)], requested.viewer_id))
-        return await _with_author_stats(connection, lookups)
+            page_lookups.append(([status_id for (status_id,) in requested.page.newest_first(rows)], requested.viewer_id))
+        everything = [*lookups, *page_lookups]
+        results = await _with_author_stats(connection, everything, known=[*known, *[frozenset()] * len(pages)])
+        return results[: len(lookups)], results[len(lookups) :]
 
 
 @functools.cache

@@ -143,18 +143,40 @@ async def look_up_statuses(request: web.Request) -> web.Response:
     Each result is what ``GET /internal/statuses?author_stats=true`` returns for its ids and viewer.
     A look-up may list ``known`` ids, statuses whose fixed fields the caller has: those come compact.
     """
-    items = await _lookups(request)
+    items = _items(await read_json_object(request), "lookups")
     parsed = [_lookup(item) for item in items]
     known = [frozenset(_id_list(item, "known")) for item in items]
     return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed, known=known)})
 
 
-async def _lookups(request: web.Request) -> list[Any]:
-    """Return the body's ``lookups``, a list of 1 to ``MAX_LOOKUPS`` items; the caller checks each item."""
-    lookups = (await read_json_object(request)).get("lookups")
-    if not isinstance(lookups, list) or not lookups or len(lookups) > MAX_LOOKUPS:
-        raise ValidationFailed(f"lookups must be a list of 1 to {MAX_LOOKUPS} look-ups")
-    return lookups
+async def read_pages(request: web.Request) -> web.Response:
+    """Return the results of look-ups and account statuses pages, ``{"lookups": [...], "account_pages": [...]}``.
+
+    Each list is optional and is checked as ``/internal/statuses/lookups`` and
+    ``/internal/accounts/statuses/lookups`` check theirs. Both are read together, so a
+    caller with both kinds of pages to read makes one call. The response has the results of
+    each list, in order, under the same names.
+    """
+    body = await read_json_object(request)
+    lookup_items = _items(body, "lookups", optional=True)
+    page_items = _items(body, "account_pages", optional=True)
+    if not lookup_items and not page_items:
+        raise ValidationFailed("lookups and account_pages must not both be empty")
+    lookups, pages = await store.read_pages(
+        request.app[ENGINE],
+        [_lookup(item) for item in lookup_items],
+        known=[frozenset(_id_list(item, "known")) for item in lookup_items],
+        pages=[_account_page(item) for item in page_items],
+    )
+    return json_response({"lookups": lookups, "account_pages": pages})
+
+
+def _items(body: dict[str, Any], name: str, *, optional: bool = False) -> list[Any]:
+    """Return ``body[name]``, a list of 1 to ``MAX_LOOKUPS`` items (0 to that many when ``optional``); the caller checks each."""
+    items = body.get(name, [] if optional else None)
+    if not isinstance(items, list) or (not items and not optional) or len(items) > MAX_LOOKUPS:
+        raise ValidationFailed(f"{name} must be a list of {0 if optional else 1} to {MAX_LOOKUPS} look-ups")
+    return items
 
 
 def _lookup(item: Any) -> tuple[list[int], int | None]:
@@ -244,7 +266,7 @@ async def account_statuses_lookups(request: web.Request) -> web.Response:
     and the ``exclude_replies`` and ``exclude_reblogs`` flags. Each result is what
     ``GET /internal/accounts/:id/statuses?author_stats=true`` returns for them.
     """
-    pages = [_account_page(item) for item in await _lookups(request)]
+    pages = [_account_page(item) for item in _items(await read_json_object(request), "lookups")]
     return json_response({"results": await store.account_statuses_pages(request.app[ENGINE], pages)})
 
 

@@ -24,8 +24,9 @@ def page_of(owner_id: int, params: dict[str, str]) -> list[str]:
 class FakeService:
     """Responds like the timeline and post services. ``old`` ones lack the batch routes, and ``answer`` replaces their batch responses."""
 
-    def __init__(self, *, old: bool = False, answer: Any = None) -> None:
+    def __init__(self, *, old: bool = False, answer: Any = None, newest_route_missing: bool = False) -> None:
         self.old = old
+        self.newest_route_missing = newest_route_missing or old
         self.answer = answer
         self.calls: list[tuple[str, str, Any]] = []
 
@@ -50,6 +51,13 @@ class FakeService:
             raise NotFound()
         if self.answer is not None:
             return self.answer
+        if path == "/internal/statuses/pages":
+            if self.newest_route_missing:
+                raise NotFound()
+            lookups = await self.post("/internal/statuses/lookups", body={"lookups": body["lookups"]}, idempotent=True)
+            pages = await self.post("/internal/accounts/statuses/lookups", body={"lookups": body["account_pages"]}, idempotent=True)
+            self.calls[-2:] = []
+            return {"lookups": lookups["results"], "account_pages": pages["results"]}
         if path == "/internal/accounts/statuses/lookups":
             return {"results": [
                 {"statuses": [item["account_id"], str(item["exclude_replies"]).lower()], "author_stats": {"viewer": item["viewer_id"]}}
@@ -103,6 +111,44 @@ async def test_account_pages_keep_each_reader(old: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("old", "newest_route_missing", "expected_calls"),
+    [
+        (False, False, ["/internal/statuses/pages"]),
+        (False, True, ["/internal/statuses/pages", "/internal/statuses/lookups", "/internal/accounts/statuses/lookups"]),
+        (True, True, ["/internal/statuses/pages", "/internal/statuses/lookups", "/internal/accounts/statuses/lookups"]),
+    ],
+    ids=["pages-route", "lookup-routes", "single-routes"],
+)
+async def test_post_pages_keep_each_read(old: bool, newest_route_missing: bool, expected_calls: list[str]) -> None:
+    service = FakeService(old=old, newest_route_missing=newest_route_missing)
+    keys = [
+        (batching.ACCOUNT_PAGE, (7, FIRST_PAGE, False, False, 1)),
+        (batching.LOOKUP, (("10", "11"), 1, ("11",))),
+        (batching.ACCOUNT_PAGE, (8, OLDER_PAGE, True, False, None)),
+        (batching.LOOKUP, (("12",), 2, ())),
+    ]
+
+    results = await batching._post_pages(service, keys)  # type: ignore[arg-type]
+
+    assert results == [
+        {"statuses": ["7", "false"], "author_stats": {"viewer": "1"}},
+        {"statuses": ["10", "11"], "author_stats": {"viewer": "1"}},
+        {"statuses": ["8", "true"], "author_stats": {"viewer": None}},
+        {"statuses": ["12"], "author_stats": {"viewer": "2"}},
+    ]
+    assert [path for _, path, _ in service.calls if "lookups" in path or "pages" in path] == expected_calls
+
+
+async def test_post_pages_of_one_kind() -> None:
+    service = FakeService(newest_route_missing=True)
+
+    results = await batching._post_pages(service, [(batching.LOOKUP, (("5",), 1, ()))])  # type: ignore[arg-type]
+
+    assert results == [{"statuses": ["5"], "author_stats": {"viewer": "1"}}]
+    assert [path for _, path, _ in service.calls] == ["/internal/statuses/pages", "/internal/statuses/lookups"]
+
+
+@pytest.mark.parametrize(
     "answer",
     [["not", "an", "object"], {"pages": "x", "results": "x"}, {"pages": [[]], "results": [{}]}, {}],
     ids=["list", "not-a-list", "one-answer-for-two", "empty"],
@@ -116,3 +162,5 @@ async def test_unreadable_batch_response_is_502(answer: Any) -> None:
         await batching._status_lookups(service, [(("1",), 1, ()), (("2",), 2, ())])  # type: ignore[arg-type]
     with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
         await batching._account_pages(service, [(1, FIRST_PAGE, False, False, 1), (2, FIRST_PAGE, False, False, None)])  # type: ignore[arg-type]
+    with pytest.raises(UpstreamError, match="post service returned an unreadable response"):
+        await batching._post_pages(service, [(batching.LOOKUP, (("1",), 1, ())), (batching.ACCOUNT_PAGE, (2, FIRST_PAGE, False, False, None))])  # type: ignore[arg-type]

@@ -65,7 +65,7 @@ async def test_home_batch_keeps_each_reader_apart(api: PublicApi, stack: Stack) 
         assert page[0]["content"] == f"<p>only for reader {number}</p>"
         assert [status["content"] for status in page if status["favourited"]] == [f"<p>shared {number}</p>"]
     after = batch_sizes(stack)
-    for call in ("timeline_pages", "status_lookups"):
+    for call in ("timeline_pages", "post_pages"):
         batches, look_ups = (a - b for a, b in zip(after[call], before.get(call, (0, 0)), strict=True))
         assert look_ups == READERS
         assert batches < READERS, f"{call}: {READERS} concurrent reads made {batches:.0f} calls"
@@ -119,6 +119,23 @@ async def test_account_pages_batch_keeps_each_reader_apart(api: PublicApi, stack
     for number, page in enumerate(alone[:-1]):
         assert [status["content"] for status in page if status["favourited"]] == [f"<p>shared {number}</p>"]
     assert not any(status["favourited"] for status in alone[-1])
-    batches, look_ups = (a - b for a, b in zip(batch_sizes(stack)["account_pages"], before["account_pages"], strict=True))
+    batches, look_ups = (a - b for a, b in zip(batch_sizes(stack)["post_pages"], before["post_pages"], strict=True))
     assert look_ups == len(tokens)
     assert batches < len(tokens)
+
+
+async def test_home_and_account_reads_share_calls(api: PublicApi, stack: Stack) -> None:
+    readers = await readers_with_their_own_timelines(api)
+    shared_id = (await api.call("GET", "/api/v1/timelines/home", token=readers[0].token)).body[-1]["account"]["id"]
+    reads = [("GET", "/api/v1/timelines/home", reader.token) for reader in readers]
+    reads += [("GET", f"/api/v1/accounts/{shared_id}/statuses", reader.token) for reader in readers]
+    alone = [(await api.call(method, path, token=token)).body for method, path, token in reads]
+    before = batch_sizes(stack)
+
+    together = await asyncio.gather(*(api.call(method, path, token=token) for method, path, token in reads))
+
+    assert [answer.status for answer in together] == [200] * len(reads)
+    assert [answer.body for answer in together] == alone
+    batches, look_ups = (a - b for a, b in zip(batch_sizes(stack)["post_pages"], before["post_pages"], strict=True))
+    assert look_ups == len(reads)
+    assert batches < len(reads) / 2

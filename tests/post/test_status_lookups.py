@@ -1,4 +1,8 @@
-"""``POST /internal/statuses/lookups``: several pages of statuses, each for its own viewer, in one call."""
+"""The post service's batch routes: several pages of statuses, each for its own viewer, in one call.
+
+``/internal/statuses/lookups`` reads statuses by id, ``/internal/accounts/statuses/lookups``
+pages of accounts' statuses, and ``/internal/statuses/pages`` both kinds at once.
+"""
 
 from __future__ import annotations
 
@@ -174,5 +178,57 @@ async def test_account_pages_match_single_calls(cluster: Cluster) -> None:
 )
 async def test_account_pages_reject_malformed_batch(cluster: Cluster, body: dict, message: str) -> None:
     answer = await cluster.posts.post(ACCOUNT_LOOKUPS, body, expect=422)
+
+    assert answer == {"error": message}
+
+
+PAGES = "/internal/statuses/pages"
+
+
+async def test_pages_match_separate_calls(cluster: Cluster) -> None:
+    alice, bob = await cluster.new_account("alice"), await cluster.new_account("bob")
+    first = await cluster.post(alice, "first")
+    second = await cluster.post(bob, "second")
+    await cluster.reblog(bob, first["id"])
+    await cluster.posts.post(f"/internal/statuses/{first['id']}/favourite", {"account_id": bob})
+    lookups = [{"ids": [second["id"], first["id"]], "viewer_id": bob, "known": [first["id"]]}, {"ids": [first["id"]]}]
+    account_pages = [{"account_id": bob, "viewer_id": bob}, {"account_id": alice, "limit": "1"}]
+
+    answer = await cluster.posts.post(PAGES, {"lookups": lookups, "account_pages": account_pages})
+
+    assert answer["lookups"] == (await cluster.posts.post(LOOKUPS, {"lookups": lookups}))["results"]
+    assert answer["account_pages"] == (await cluster.posts.post(ACCOUNT_LOOKUPS, {"lookups": account_pages}))["results"]
+    assert "text" not in answer["lookups"][0]["statuses"][1]
+    assert answer["account_pages"][0]["statuses"][0]["reblog"]["favourited"] is True
+
+
+async def test_pages_take_either_list_alone(cluster: Cluster) -> None:
+    author = await cluster.new_account()
+    status = await cluster.post(author, "alone")
+
+    only_lookups = await cluster.posts.post(PAGES, {"lookups": [{"ids": [status["id"]]}]})
+    only_pages = await cluster.posts.post(PAGES, {"account_pages": [{"account_id": author}]})
+
+    assert [page["statuses"][0]["id"] for page in only_lookups["lookups"]] == [status["id"]]
+    assert only_lookups["account_pages"] == []
+    assert only_pages["lookups"] == []
+    assert [page["statuses"][0]["id"] for page in only_pages["account_pages"]] == [status["id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "lookups and account_pages must not both be empty"),
+        ({"lookups": [], "account_pages": []}, "lookups and account_pages must not both be empty"),
+        ({"lookups": {"ids": []}}, "lookups must be a list of 0 to 64 look-ups"),
+        ({"account_pages": [{"account_id": "1"}] * 65}, "account_pages must be a list of 0 to 64 look-ups"),
+        ({"lookups": [{"ids": "1"}]}, "each look-up must be an object with a list of ids"),
+        ({"account_pages": [{"viewer_id": "1"}]}, "each look-up must be an object with an account_id"),
+        ({"lookups": [{"ids": ["1"]}], "account_pages": [{"account_id": "1", "exclude_replies": "no"}]}, "exclude_replies must be true or false"),
+    ],
+    ids=["neither", "both-empty", "lookups-object", "too-many-pages", "bad-lookup", "page-without-account", "bad-flag"],
+)
+async def test_pages_reject_malformed_batch(cluster: Cluster, body: dict, message: str) -> None:
+    answer = await cluster.posts.post(PAGES, body, expect=422)
 
     assert answer == {"error": message}
