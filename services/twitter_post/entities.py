@@ -149,7 +149,7 @@ async def render_lookups(
     """Render several look-ups, each ``(status ids, viewer id)``, with one set of queries for all.
 
     ``known`` has, for each look-up, the ids of statuses whose fixed fields the caller already
-    has: those are rendered as a compact ``S`` (see ``compact_status_entity``).
+    has: those are rendered as a compact ``S`` (see ``status_entity``).
     """
     requested_ids = sorted({status_id for status_ids, _ in lookups for status_id in status_ids})
     counts = await load_counts(connection, requested_ids)
@@ -167,14 +167,14 @@ async def render_lookups(
         original = counts.get(row.reblog_of_id) if row.reblog_of_id else None
         # A reblog's own flags repeat the original's: clients read them from either.
         flag_id = original.id if original is not None else row.id
-        build = compact_status_entity if row.id in known_ids else status_entity
-        return build(
+        return status_entity(
             fixed[row.id],
             row,
             reblog=entity(original, viewer_id, known_ids) if original is not None else None,
             mentions=mentioned.get(row.id, []),
             favourited=(viewer_id, FAVOURITED, flag_id) in flags,
             reblogged=(viewer_id, REBLOGGED, flag_id) in flags,
+            compact=row.id in known_ids,
         )
 
     known_per_lookup = known if known is not None else [frozenset()] * len(lookups)
@@ -220,46 +220,14 @@ def status_entity(
     mentions: list[dict[str, str]],
     favourited: bool,
     reblogged: bool,
+    compact: bool = False,
 ) -> dict[str, Any]:
-    """Build ``S`` from a status's fixed fields, its counts and what was gathered for it."""
-    return {
-        "id": str(counts.id),
-        "account_id": fixed.account_id,
-        "text": fixed.text,
-        "created_at": fixed.created_at,
-        "in_reply_to_id": fixed.in_reply_to_id,
-        "in_reply_to_account_id": fixed.in_reply_to_account_id,
-        "visibility": fixed.visibility,
-        "spoiler_text": fixed.spoiler_text,
-        "sensitive": fixed.sensitive,
-        "language": fixed.language,
-        "reblog_of_id": _id_or_none(counts.reblog_of_id),
-        "reblog": reblog,
-        "mentions": mentions,
-        "replies_count": counts.replies_count,
-        "reblogs_count": counts.reblogs_count,
-        "favourites_count": counts.favourites_count,
-        "favourited": favourited,
-        "reblogged": reblogged,
-        "edited_at": None,
-    }
+    """Build ``S`` from a status's fixed fields, its counts and what was gathered for it.
 
-
-def compact_status_entity(
-    fixed: FixedFields,
-    counts: StatusCounts,
-    *,
-    reblog: dict[str, Any] | None,
-    mentions: list[dict[str, str]],
-    favourited: bool,
-    reblogged: bool,
-) -> dict[str, Any]:
-    """Build ``S`` without the fixed fields other than ``account_id``, for a caller that has them.
-
-    Of ``S``, it keeps what can change and what a caller needs to find the rest: the id,
-    the author, the reblog, the mentions, the counts and the viewer's flags.
+    A ``compact`` one, for a caller that has the fixed fields, leaves them out but for
+    ``account_id``. It keeps what can change and what a caller needs to find the rest.
     """
-    return {
+    entity = {
         "id": str(counts.id),
         "account_id": fixed.account_id,
         "reblog_of_id": _id_or_none(counts.reblog_of_id),
@@ -271,6 +239,19 @@ def compact_status_entity(
         "favourited": favourited,
         "reblogged": reblogged,
     }
+    if not compact:
+        entity.update(
+            text=fixed.text,
+            created_at=fixed.created_at,
+            in_reply_to_id=fixed.in_reply_to_id,
+            in_reply_to_account_id=fixed.in_reply_to_account_id,
+            visibility=fixed.visibility,
+            spoiler_text=fixed.spoiler_text,
+            sensitive=fixed.sensitive,
+            language=fixed.language,
+            edited_at=None,
+        )
+    return entity
 
 
 def new_status_entity(values: dict[str, Any], mentions: dict[int, str]) -> dict[str, Any]:
