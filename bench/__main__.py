@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql (default both)")
     parser.add_argument("--seconds", type=int, default=15, help="duration of each workload, in seconds (default 15)")
     parser.add_argument(
-        "--warm-up", type=int, default=3, help="seconds each workload runs first, not counted (default 3; 0 for none)"
+        "--warm-up",
+        type=_seconds_or_none,
+        default=3,
+        help="seconds each workload runs first, not counted (default 3; 0 for none)",
     )
     parser.add_argument("--connections", type=int, default=32, help="open connections of the load generator (default 32)")
     parser.add_argument("--probes", type=int, default=30, help="posts measured for fan-out delay (default 30)")
@@ -77,6 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     text = write_report(report, args.output)
     print(text)
     return 0
+
+
+def _seconds_or_none(text: str) -> int:
+    """Parse a whole number of seconds, 0 or more, for ``--warm-up``."""
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: give a whole number of seconds, 0 or more")
+    return seconds
 
 
 def machine_facts() -> dict[str, str]:

@@ -153,9 +153,9 @@ def _backend_lines(result: BackendResult, baseline: Measurement) -> list[str]:
         )
         lines += [
             "",
-            "Posts are acknowledged before they are fanned out, so before each workload the command waited "
-            "for the timeline service to apply every event; how far behind it was, and how long it took to "
-            f"catch up: {waits}.",
+            "Posts are acknowledged before they are fanned out, so before each workload's counted run (after "
+            "its warm-up) the command waited for the timeline service to apply every event. How far behind it "
+            f"was, and how long it took to catch up: {waits}.",
         ]
     if result.fanout is not None:
         fanout = result.fanout

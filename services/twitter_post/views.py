@@ -159,7 +159,7 @@ async def read_pages(request: web.Request) -> web.Response:
     """
     body = await read_json_object(request)
     lookup_items = _items(body, "lookups", optional=True)
-    page_items = _items(body, "account_pages", optional=True)
+    page_items = _items(body, "account_pages", optional=True, noun="pages")
     if not lookup_items and not page_items:
         raise ValidationFailed("lookups and account_pages must not both be empty")
     lookups, pages = await store.read_pages(
@@ -171,11 +171,11 @@ async def read_pages(request: web.Request) -> web.Response:
     return json_response({"lookups": lookups, "account_pages": pages})
 
 
-def _items(body: dict[str, Any], name: str, *, optional: bool = False) -> list[Any]:
+def _items(body: dict[str, Any], name: str, *, optional: bool = False, noun: str = "look-ups") -> list[Any]:
     """Return ``body[name]``, a list of 1 to ``MAX_LOOKUPS`` items (0 to that many when ``optional``); the caller checks each."""
     items = body.get(name, [] if optional else None)
     if not isinstance(items, list) or (not items and not optional) or len(items) > MAX_LOOKUPS:
-        raise ValidationFailed(f"{name} must be a list of {0 if optional else 1} to {MAX_LOOKUPS} look-ups")
+        raise ValidationFailed(f"{name} must be a list of {0 if optional else 1} to {MAX_LOOKUPS} {noun}")
     return items
 
 

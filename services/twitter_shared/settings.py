@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -178,9 +179,17 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"public_url {value!r} must start with http:// or https://")
-        return value.rstrip("/") if value else value
+        if not value:
+            return value
+        # Every link starts with this value as it is, so it must need no quoting.
+        plain = value.isascii() and value.isprintable() and not any(mark in value for mark in " ?#")
+        parts = urlsplit(value)
+        if not plain or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"public_url {value!r} must be an http:// or https:// URL with a host, an optional path,"
+                " and no spaces, query or fragment"
+            )
+        return value.rstrip("/")
 
     @field_validator("account_url", "post_url", "timeline_url")
     @classmethod

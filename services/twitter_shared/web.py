@@ -8,8 +8,8 @@ carries its request id and shows up in the log with its status.
 from __future__ import annotations
 
 import asyncio
-import re
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any

@@ -80,3 +80,17 @@ def test_invalid_host_rejected_each_time() -> None:
         with pytest.raises(BadRequest):
             base_url(request_to("/api/v1/timelines/home", host="bad_host"))
     assert base_url(request_to("/api/v1/timelines/home", host="good.example")) == "http://good.example"
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    ["social.example", "ftp://social.example", "https://", "https://social.example/a b", "https://social.example/?x=1", "https://social.example/#top", "https://é.example"],
+    ids=["no-scheme", "ftp", "no-host", "space", "query", "fragment", "not-ascii"],
+)
+def test_public_url_needing_quoting_is_rejected(public_url: str) -> None:
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL with a host"):
+        Settings(public_url=public_url)
+
+
+def test_public_url_keeps_path_without_slash() -> None:
+    assert Settings(public_url="https://social.example/town/").public_url == "https://social.example/town"

@@ -221,7 +221,7 @@ async def test_pages_take_either_list_alone(cluster: Cluster) -> None:
         ({}, "lookups and account_pages must not both be empty"),
         ({"lookups": [], "account_pages": []}, "lookups and account_pages must not both be empty"),
         ({"lookups": {"ids": []}}, "lookups must be a list of 0 to 64 look-ups"),
-        ({"account_pages": [{"account_id": "1"}] * 65}, "account_pages must be a list of 0 to 64 look-ups"),
+        ({"account_pages": [{"account_id": "1"}] * 65}, "account_pages must be a list of 0 to 64 pages"),
         ({"lookups": [{"ids": "1"}]}, "each look-up must be an object with a list of ids"),
         ({"account_pages": [{"viewer_id": "1"}]}, "each look-up must be an object with an account_id"),
         ({"lookups": [{"ids": ["1"]}], "account_pages": [{"account_id": "1", "exclude_replies": "no"}]}, "exclude_replies must be true or false"),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bench.__main__ import main as bench_main
 from bench._backlog import Drain
 from bench._report import BackendResult, Report, write_report
 from bench._wrk import Measurement
@@ -44,3 +47,11 @@ def test_report_states_warm_up(tmp_path: Path) -> None:
 
     assert "Each workload ran 10 s with 32 connections;" in texts[0]
     assert "Each workload ran 10 s with 32 connections, after 3 s of the same load that is not counted" in texts[1]
+
+
+def test_bench_rejects_negative_warm_up(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        bench_main(["--warm-up", "-5"])
+
+    assert stopped.value.code == 2
+    assert "give a whole number of seconds, 0 or more" in capsys.readouterr().err
