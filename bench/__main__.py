@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=15, help="duration of each workload, in seconds (default 15)")
     parser.add_argument(
         "--warm-up",
-        type=_seconds_or_none,
+        type=_whole_seconds,
         default=3,
         help="seconds each workload runs first, not counted (default 3; 0 for none)",
     )
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _seconds_or_none(text: str) -> int:
+def _whole_seconds(text: str) -> int:
     """Parse a whole number of seconds, 0 or more, for ``--warm-up``."""
     try:
         seconds = int(text)
