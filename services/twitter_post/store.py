@@ -270,12 +270,11 @@ async def look_up_statuses(
 
     ``known`` is passed on to ``entities.render_lookups``.
     """
-    async with read_only(engine) as connection:
-        return await _with_author_stats(connection, lookups, known=known)
+    return (await read_pages(engine, lookups, known=known or [frozenset()] * len(lookups), pages=[]))[0]
 
 
 async def _with_author_stats(
-    connection: Any, lookups: list[tuple[list[int], int | None]], *, known: list[frozenset[int]] | None = None
+    connection: Any, lookups: list[tuple[list[int], int | None]], *, known: list[frozenset[int]]
 ) -> list[dict[str, Any]]:
     """Render each look-up's statuses in order, with the stats of the authors each one shows."""
     rendered = await entities.render_lookups(connection, lookups, known=known)
@@ -409,8 +408,9 @@ async def read_pages(
             query = _account_statuses_query(requested.filters, requested.page.shape)
             rows = await fetch_rows(connection, query, account_id=requested.account_id, **requested.page.bound_values())
             page_lookups.append(([status_id for (status_id,) in requested.page.newest_first(rows)], requested.viewer_id))
-        everything = [*lookups, *page_lookups]
-        results = await _with_author_stats(connection, everything, known=[*known, *[frozenset()] * len(pages)])
+        results = await _with_author_stats(
+            connection, [*lookups, *page_lookups], known=[*known, *[frozenset()] * len(pages)]
+        )
         return results[: len(lookups)], results[len(lookups) :]
 
 
