@@ -18,7 +18,7 @@ def pagination_link(
         return {}
     # Formatted by hand: building the two URLs with yarl cost a fortieth of a home read.
     page_url = base_url(request) + quote(request.path)
-    kept = {**(extra or {}), "limit": str(limit)}
-    next_query = urlencode({**kept, "max_id": oldest_cursor})
-    prev_query = urlencode({**kept, "min_id": newest_cursor})
+    page_query = {**(extra or {}), "limit": str(limit)}
+    next_query = urlencode({**page_query, "max_id": oldest_cursor})
+    prev_query = urlencode({**page_query, "min_id": newest_cursor})
     return {"Link": f'<{page_url}?{next_query}>; rel="next", <{page_url}?{prev_query}>; rel="prev"'}

@@ -33,7 +33,6 @@ _ACCOUNTS_WITHOUT_STATS: dict[tuple[Any, ...], dict[str, Any]] = {}
 _STATUS_STRINGS: dict[tuple[str, str, bool], _StatusStrings] = {}
 
 
-
 def rfc3339(value: str | datetime | None) -> str | None:
     """Format a time as ``2026-12-04T20:50:15.123Z``."""
     if value is None:

@@ -3,7 +3,7 @@
 Under load a gateway has many public requests at the same step, each about to
 make the same kind of call to a service (a home timeline page, the statuses of a
 page). Each call costs the service its HTTP handling, a read transaction and a
-JSON response, whatever it asks for. A ``Coalescer`` queues the keys asked for
+JSON response, whatever it requests. A ``Coalescer`` queues the keys requested
 while the loop runs the callbacks that are ready, and sends them as one batch
 just after. A lone request waits for nothing: its batch leaves in the same pass.
 While an earlier batch is still in flight, the service is busy anyway, so a batch

@@ -54,17 +54,17 @@ async def test_long_host_is_rejected(api: PublicApi, host: str) -> None:
 
 async def test_invalid_host_changes_nothing(api: PublicApi) -> None:
     user = await api.register_user()
-    kept = await api.call("POST", "/api/v1/statuses", token=user.token, data={"status": "kept"})
+    saved = await api.call("POST", "/api/v1/statuses", token=user.token, data={"status": "saved"})
     bad = {"Host": "bad_host"}
 
     posted = await api.call("POST", "/api/v1/statuses", token=user.token, data={"status": "not saved"}, headers=bad)
-    favourited = await api.call("POST", f"/api/v1/statuses/{kept.body['id']}/favourite", token=user.token, headers=bad)
-    deleted = await api.call("DELETE", f"/api/v1/statuses/{kept.body['id']}", token=user.token, headers=bad)
+    favourited = await api.call("POST", f"/api/v1/statuses/{saved.body['id']}/favourite", token=user.token, headers=bad)
+    deleted = await api.call("DELETE", f"/api/v1/statuses/{saved.body['id']}", token=user.token, headers=bad)
     statuses = await api.call("GET", f"/api/v1/accounts/{user.id}/statuses")
 
     assert [answer.status for answer in (posted, favourited, deleted)] == [400, 400, 400]
     assert posted.body == {"error": INVALID_HOST}
-    assert [status["content"] for status in statuses.body] == ["<p>kept</p>"]
+    assert [status["content"] for status in statuses.body] == ["<p>saved</p>"]
     assert statuses.body[0]["favourites_count"] == 0
 
 

@@ -88,12 +88,12 @@ REBLOG = {**STATUS, "id": "101", "account_id": "2", "text": "", "mentions": [], 
     ],
 )
 def test_json_after_a_change_is_a_fresh_rendering(status: dict, records: dict, stats: dict) -> None:
-    kept = as_value(status_json(STATUS, authors(RECORDS, STATS), base_url=BASE))
+    first = as_value(status_json(STATUS, authors(RECORDS, STATS), base_url=BASE))
     kept_reblog = as_value(status_json(REBLOG, authors(RECORDS, STATS), base_url=BASE))
 
     again = as_value(status_json(status, authors(records, stats), base_url=BASE))
 
-    assert kept == fresh(STATUS, RECORDS, STATS)
+    assert first == fresh(STATUS, RECORDS, STATS)
     assert kept_reblog == fresh(REBLOG, RECORDS, STATS)
     assert again == fresh(status, records, stats)
 
@@ -167,8 +167,8 @@ def test_reblog_follows_original_author_change() -> None:
 
 
 def test_status_list_is_array_of_status_json() -> None:
-    gone = {**STATUS, "id": "102", "account_id": "3"}
-    statuses = [STATUS, gone, REBLOG, {**STATUS, "id": "103", "favourited": True}]
+    authorless = {**STATUS, "id": "102", "account_id": "3"}
+    statuses = [STATUS, authorless, REBLOG, {**STATUS, "id": "103", "favourited": True}]
 
     value = as_value(status_list_json(statuses, authors(RECORDS, STATS), base_url=BASE))
 
@@ -176,7 +176,7 @@ def test_status_list_is_array_of_status_json() -> None:
     assert value == [item for item in expected if item is not None]
     assert [item["id"] for item in value] == ["100", "101", "103"]
     assert as_value(status_list_json([], authors(RECORDS, STATS), base_url=BASE)) == []
-    assert as_value(status_list_json([gone], authors(RECORDS, STATS), base_url=BASE)) == []
+    assert as_value(status_list_json([authorless], authors(RECORDS, STATS), base_url=BASE)) == []
 
 
 def test_author_of_reuses_same_record() -> None:

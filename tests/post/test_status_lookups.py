@@ -79,14 +79,14 @@ async def test_known_list_leaves_other_lookups_full(cluster: Cluster) -> None:
 
 async def test_lookups_skip_deleted_status(cluster: Cluster) -> None:
     author = await cluster.new_account()
-    kept, deleted = await cluster.post(author, "kept"), await cluster.post(author, "deleted")
+    remaining, deleted = await cluster.post(author, "remaining"), await cluster.post(author, "deleted")
     await cluster.delete_status(author, deleted["id"])
 
     answer = await cluster.posts.post(
-        LOOKUPS, {"lookups": [{"ids": [deleted["id"], kept["id"]], "viewer_id": author}, {"ids": [deleted["id"]]}]}
+        LOOKUPS, {"lookups": [{"ids": [deleted["id"], remaining["id"]], "viewer_id": author}, {"ids": [deleted["id"]]}]}
     )
 
-    assert [[status["id"] for status in result["statuses"]] for result in answer["results"]] == [[kept["id"]], []]
+    assert [[status["id"] for status in result["statuses"]] for result in answer["results"]] == [[remaining["id"]], []]
     assert answer["results"][1]["author_stats"] == {}
 
 
