@@ -1,0 +1,68 @@
+"""Pooled PostgreSQL connections across a server restart: the pool opens new ones without asking the server first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
+from twitter_shared.database import create_engine, dispose, read_only, transaction
+from twitter_shared.errors import Unavailable
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A server of this test alone, so the test can restart it."""
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+
+
+async def read_one(engine) -> int:  # noqa: ANN001 - an AsyncEngine
+    async with read_only(engine) as connection:
+        return await connection.scalar(text("SELECT 1"))
+
+
+async def test_pool_reconnects_after_restart(own_postgres: PostgresServer) -> None:
+    engine = create_engine(own_postgres.create_database("pool"), pool_size=2)
+    try:
+        # Two connections in the pool, both opened before the restart.
+        await asyncio.gather(*(asyncio.create_task(_hold_a_read(engine)) for _ in range(2)))
+        own_postgres.stop()
+        own_postgres.start()
+        # The event loop reads the server's end of each old connection.
+        await asyncio.sleep(0.2)
+
+        first_read = await read_one(engine)
+        async with transaction(engine) as connection:
+            written = await connection.scalar(text("SELECT 2"))
+    finally:
+        await dispose(engine)
+
+    assert (first_read, written) == (1, 2)
+
+
+async def test_read_during_outage_is_unavailable(own_postgres: PostgresServer) -> None:
+    engine = create_engine(own_postgres.create_database("pool"), pool_size=1)
+    try:
+        await read_one(engine)
+        own_postgres.stop()
+        await asyncio.sleep(0.2)
+        with pytest.raises(Unavailable):
+            await read_one(engine)
+        own_postgres.start()
+        after = await read_one(engine)
+    finally:
+        await dispose(engine)
+
+    assert after == 1
+
+
+async def _hold_a_read(engine) -> None:  # noqa: ANN001 - an AsyncEngine
+    async with read_only(engine) as connection:
+        await connection.scalar(text("SELECT pg_sleep(0.05)"))
