@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from twitter_shared.database import read_only, scalars_off_loop, transaction
 from twitter_shared.driver_query import DriverQuery, execute, fetch_rows
 from twitter_shared.pagination import PageRequest, bound_sql
+from twitter_shared.sqlite_inline import InlineConnection
 from twitter_timeline.tables import follow_mirror, home_entries
 
 # Arbitrary but fixed: the advisory lock that serialises the two consumers' batches on PostgreSQL.
@@ -155,16 +156,37 @@ async def timeline_page(engine: AsyncEngine, owner_id: int, *, page: PageRequest
     return (await timeline_pages(engine, [owner_id], page=page))[0]
 
 
+@functools.cache
+def _pages_query(shape: tuple[bool, bool, bool]) -> DriverQuery:
+    """Build the PostgreSQL statement that reads every owner's page at once.
+
+    Rows come newest first within each owner, each with its owner's place in the list (from 1).
+    """
+    return DriverQuery(
+        "SELECT owners.place, page.status_id"
+        " FROM unnest(CAST(:owner_ids AS BIGINT[])) WITH ORDINALITY AS owners (owner_id, place)"
+        " CROSS JOIN LATERAL (SELECT status_id FROM home_entries WHERE owner_id = owners.owner_id"
+        + bound_sql("status_id", shape)
+        + ") AS page ORDER BY owners.place, page.status_id DESC"
+    )
+
+
 async def timeline_pages(engine: AsyncEngine, owner_ids: list[int], *, page: PageRequest) -> list[list[str]]:
     """Return the same page of each owner's timeline, in the order of ``owner_ids``, from one read."""
-    query = _page_query(page.shape)
     bounds = page.bound_values()
-    pages = []
+    pages: list[list[str]] = []
     async with read_only(engine) as connection:
+        if not isinstance(connection, InlineConnection):
+            # On PostgreSQL each statement is a round trip, which costs more than reading a page.
+            pages = [[] for _ in owner_ids]
+            for place, status_id in await fetch_rows(connection, _pages_query(page.shape), owner_ids=owner_ids, **bounds):
+                pages[place - 1].append(str(status_id))
+            return pages
+        query = _page_query(page.shape)
         for owner_id in owner_ids:
             rows = await fetch_rows(connection, query, owner_id=owner_id, **bounds)
             pages.append([str(status_id) for (status_id,) in page.newest_first(rows)])
-    return pages
+        return pages
 
 
 async def owners_over_cap(engine: AsyncEngine, *, cap: int) -> list[int]:

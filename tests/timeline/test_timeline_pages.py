@@ -10,11 +10,16 @@ from tests.post.cluster import Cluster
 async def test_pages_match_single_calls(cluster: Cluster) -> None:
     alice, bob, carol = [await cluster.new_account(name) for name in ("alice", "bob", "carol")]
     await cluster.follow(alice, bob)
+    posted = {alice: [], bob: []}
     for number in range(4):
-        await cluster.post(bob, f"bob {number}")
-        await cluster.post(alice, f"alice {number}")
+        posted[bob].append((await cluster.post(bob, f"bob {number}"))["id"])
+        posted[alice].append((await cluster.post(alice, f"alice {number}"))["id"])
     await cluster.settled()
     owners = [alice, bob, carol, alice]
+    newest_first = sorted(posted[alice] + posted[bob], key=int, reverse=True)
+
+    first_pages = await cluster.timelines.get("/internal/timelines", params={"owner_ids": ",".join(owners), "limit": 3})
+    assert first_pages["pages"] == [newest_first[:3], posted[bob][::-1][:3], [], newest_first[:3]]
 
     for params in ({"limit": 3}, {"limit": 2, "max_id": (await cluster.home(alice))[1]}, {"min_id": (await cluster.home(alice))[-1]}):
         answer = await cluster.timelines.get("/internal/timelines", params={"owner_ids": ",".join(owners), **params})
