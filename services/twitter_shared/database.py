@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -117,6 +118,11 @@ def _as_unavailable(error: BaseException) -> Unavailable | None:
         if str(getattr(error.orig, "sqlstate", ""))[:2] in POSTGRESQL_UNAVAILABLE_CLASSES:
             return Unavailable("The database is not available, try again shortly")
         return None
+    if isinstance(error, asyncpg.PostgresError):
+        # Errors of statements sent straight to asyncpg (driver_query), not wrapped by SQLAlchemy.
+        if str(error.sqlstate)[:2] in POSTGRESQL_UNAVAILABLE_CLASSES:
+            return Unavailable("The database is not available, try again shortly")
+        return None
     if isinstance(error, (OSError, TimeoutError)):
         return Unavailable("The database is not reachable, try again shortly")
     return None
@@ -153,13 +159,47 @@ class _SqliteRead:
             raise unavailable from error
 
 
+class PostgresRead:
+    """A read block's PostgreSQL connection: the statement methods of ``AsyncConnection``, and the asyncpg connection under it."""
+
+    __slots__ = ("connection", "dialect", "driver")
+
+    def __init__(self, connection: AsyncConnection, driver: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        # The block runs in autocommit, so a statement sent straight to the driver cannot fall
+        # outside a transaction that SQLAlchemy would have begun.
+        self.driver = driver
+
+    async def fetch(self, sql: str, arguments: tuple[Any, ...]) -> list[asyncpg.Record]:
+        """Run a statement with ``$n`` parameters straight on asyncpg and return its rows."""
+        try:
+            return await self.driver.fetch(sql, *arguments)
+        except asyncpg.InterfaceError as error:
+            # asyncpg raises a plain InterfaceError when the server closed the connection before this statement.
+            if self.driver.is_closed():
+                raise Unavailable("The database connection was lost, try again shortly") from error
+            raise
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return await self.connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return await self.connection.scalar(statement, parameters)
+
+    async def scalars(self, statement: Any, parameters: Any = None) -> Any:
+        return await self.connection.scalars(statement, parameters)
+
+
 @asynccontextmanager
-async def _postgresql_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def _postgresql_read(engine: AsyncEngine) -> AsyncIterator[PostgresRead]:
     with _unavailable_on_connection_errors():
         # Without BEGIN and COMMIT: at PostgreSQL's READ COMMITTED each statement takes its own
         # snapshot anyway, and the two would add a round trip each.
         async with engine.connect() as connection:
-            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            pooled = await autocommit.get_raw_connection()
+            yield PostgresRead(autocommit, pooled.driver_connection)
 
 
 async def scalars_off_loop(engine: AsyncEngine, statement: Executable) -> list[Any]:

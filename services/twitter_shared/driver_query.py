@@ -8,12 +8,14 @@ translated for each driver:
 
 - SQLite runs the text through the standard library driver, with a list of ids
   passed as one JSON array and read with ``json_each``;
-- PostgreSQL gets ``$n`` parameters through ``exec_driver_sql`` (so the read stays
-  in the surrounding transaction), with a list of ids passed as one array.
+- PostgreSQL gets ``$n`` parameters, with a list of ids passed as one array: in a
+  read block straight through asyncpg, in a transaction through ``exec_driver_sql``
+  (so the statement stays in the transaction that SQLAlchemy began).
   Its parameters get their types from where they are used: write ``CAST(:name AS
   BIGINT)`` where the use does not determine it.
 
-Rows come back as plain tuples in the order of the select list. Times come back
+Rows come back as tuples, or asyncpg's records on a PostgreSQL read block, with
+the columns in the order of the select list. Times come back
 as SQLite's stored text or as PostgreSQL's ``datetime``; ``rfc3339`` takes both.
 Times written to SQLite are stored in SQLAlchemy's format, so SQLAlchemy reads them back too.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from twitter_shared.database import PostgresRead
 from twitter_shared.sqlite_inline import InlineConnection
 
 PARAMETER = re.compile(r"(?<!:):([a-z_]+)\b")
@@ -59,7 +62,10 @@ async def fetch_rows(connection: Any, query: DriverQuery, **values: Any) -> Sequ
     """Run ``query`` on a connection from ``read_only`` or ``transaction`` and return all its rows."""
     if isinstance(connection, InlineConnection):
         return connection.driver.execute(query.sqlite, _sqlite_values(query, values)).fetchall()
-    result = await connection.exec_driver_sql(query.postgresql, tuple(values[name] for name in query.order))
+    arguments = tuple(values[name] for name in query.order)
+    if isinstance(connection, PostgresRead):
+        return await connection.fetch(query.postgresql, arguments)
+    result = await connection.exec_driver_sql(query.postgresql, arguments)
     return result.all()
 
 

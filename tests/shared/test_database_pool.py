@@ -1,16 +1,23 @@
-"""Pooled PostgreSQL connections across a server restart: the pool opens new ones without asking the server first."""
+"""Pooled PostgreSQL connections across a server restart, and errors of statements sent straight to asyncpg.
+
+The pool opens new connections in place of closed ones without querying the server first.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
 from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
 from twitter_shared.database import create_engine, dispose, read_only, transaction
+from twitter_shared.driver_query import DriverQuery, fetch_rows
 from twitter_shared.errors import Unavailable
+
+SELECT_ONE = DriverQuery("SELECT 1")
 
 
 @pytest.fixture
@@ -61,6 +68,37 @@ async def test_read_during_outage_is_unavailable(own_postgres: PostgresServer) -
         await dispose(engine)
 
     assert after == 1
+
+
+async def test_driver_read_on_closed_connection_is_unavailable(own_postgres: PostgresServer) -> None:
+    engine = create_engine(own_postgres.create_database("pool"), pool_size=1)
+    try:
+        with pytest.raises(Unavailable, match="connection was lost"):
+            async with read_only(engine) as connection:
+                own_postgres.stop()
+                await asyncio.sleep(0.2)
+                await fetch_rows(connection, SELECT_ONE)
+        own_postgres.start()
+        async with read_only(engine) as connection:
+            after = await fetch_rows(connection, SELECT_ONE)
+    finally:
+        await dispose(engine)
+
+    assert [tuple(row) for row in after] == [(1,)]
+
+
+async def test_driver_statement_error_propagates(own_postgres: PostgresServer) -> None:
+    engine = create_engine(own_postgres.create_database("pool"), pool_size=1)
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            async with read_only(engine) as connection:
+                await fetch_rows(connection, DriverQuery("SELECT id FROM no_such_table"))
+        async with read_only(engine) as connection:
+            after = await fetch_rows(connection, SELECT_ONE)
+    finally:
+        await dispose(engine)
+
+    assert [tuple(row) for row in after] == [(1,)]
 
 
 async def _hold_a_read(engine) -> None:  # noqa: ANN001 - an AsyncEngine
