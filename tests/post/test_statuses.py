@@ -238,6 +238,19 @@ async def test_statuses_batch_with_author_stats(cluster: Cluster) -> None:
     assert found["author_stats"][sharer] == stats[sharer]
 
 
+async def test_author_stats_of_lone_reblog(cluster: Cluster) -> None:
+    author = await cluster.new_account()
+    sharer = await cluster.new_account()
+    original = await cluster.post(author, "original")
+    shared = await cluster.reblog(sharer, original["id"])
+
+    found = await cluster.posts.get("/internal/statuses", params={"ids": shared["id"], "author_stats": "true"})
+    stats = await cluster.posts.get("/internal/accounts/stats", params={"ids": f"{author},{sharer}"})
+
+    assert [status["id"] for status in found["statuses"]] == [shared["id"]]
+    assert found["author_stats"] == {author: stats[author], sharer: stats[sharer]}
+
+
 async def test_statuses_batch_with_author_stats_of_none_found(cluster: Cluster) -> None:
     found = await cluster.posts.get("/internal/statuses", params={"ids": "1,2", "author_stats": "true"})
     assert found == {"statuses": [], "author_stats": {}}
