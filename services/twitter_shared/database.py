@@ -19,6 +19,7 @@ import asyncpg
 from sqlalchemy import Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from twitter_shared.errors import Unavailable
@@ -62,8 +63,9 @@ def _pass_over_closed_connection(driver_adapter: Any, record: object, proxy: obj
     cost a home read more than its own query. A server that stops or restarts closes its
     connections, and asyncpg marks them closed as soon as the event loop reads that.
 
-    NOTE: a connection to a host that vanished without closing it still looks open here. Its
-    first statement fails as ``Unavailable`` (a 503), and the pool then replaces it.
+    NOTE: a connection to a host that vanished without closing it still looks open here, and
+    no statement timeout is set: a statement on it waits until the caller's own timeout (the
+    gateway's 5 s to a service). The pool replaces it only once asyncpg detects that it is closed.
     """
     if driver_adapter.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
@@ -123,13 +125,20 @@ def _as_unavailable(error: BaseException) -> Unavailable | None:
         if str(error.sqlstate)[:2] in POSTGRESQL_UNAVAILABLE_CLASSES:
             return Unavailable("The database is not available, try again shortly")
         return None
+    if isinstance(error, PoolTimeout):
+        # Every pooled connection stayed checked out for the pool's whole timeout.
+        return Unavailable("The database is busy, try again shortly")
     if isinstance(error, (OSError, TimeoutError)):
         return Unavailable("The database is not reachable, try again shortly")
     return None
 
 
 def read_only(engine: AsyncEngine) -> AbstractAsyncContextManager[AsyncConnection]:
-    """Open a connection for reads; same error policy as ``transaction``."""
+    """Open a connection for reads; same error policy as ``transaction``.
+
+    On both back-ends it has only ``execute``, ``scalar``, ``scalars`` and ``dialect`` of
+    ``AsyncConnection``, besides what ``twitter_shared.driver_query`` uses.
+    """
     sqlite_file = _SQLITE_FILES.get(engine)
     if sqlite_file is not None:
         return _SqliteRead(sqlite_file)  # type: ignore[return-value] - the statement methods of AsyncConnection

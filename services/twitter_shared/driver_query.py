@@ -58,7 +58,7 @@ class DriverQuery:
         return f"(SELECT unnest(${number}::bigint[]))" if name in self.id_lists else f"${number}"
 
 
-async def fetch_rows(connection: Any, query: DriverQuery, **values: Any) -> Sequence[tuple[Any, ...]]:
+async def fetch_rows(connection: Any, query: DriverQuery, **values: Any) -> Sequence[Sequence[Any]]:
     """Run ``query`` on a connection from ``read_only`` or ``transaction`` and return all its rows."""
     if isinstance(connection, InlineConnection):
         return connection.driver.execute(query.sqlite, _sqlite_values(query, values)).fetchall()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from twitter_shared.database import _unavailable_on_connection_errors
 from twitter_shared.errors import Unavailable
@@ -41,3 +43,19 @@ def test_statement_error_propagates(sqlstate: str) -> None:
 def test_error_without_sqlstate_propagates() -> None:
     with pytest.raises(DBAPIError), _unavailable_on_connection_errors():
         raise DBAPIError("SELECT 1", {}, Exception("no code"))
+
+
+def test_exhausted_pool_becomes_unavailable() -> None:
+    with pytest.raises(Unavailable, match="busy"), _unavailable_on_connection_errors():
+        raise PoolTimeout("QueuePool limit of size 1 overflow 0 reached, connection timed out, timeout 5.00")
+
+
+@pytest.mark.parametrize("sqlstate", ["57P01", "08006"], ids=["admin-shutdown", "connection-failure"])
+def test_driver_server_failure_becomes_unavailable(sqlstate: str) -> None:
+    with pytest.raises(Unavailable), _unavailable_on_connection_errors():
+        raise asyncpg.PostgresError.new({"C": sqlstate, "M": "terminating connection"})
+
+
+def test_driver_statement_error_is_not_unavailable() -> None:
+    with pytest.raises(asyncpg.PostgresError), _unavailable_on_connection_errors():
+        raise asyncpg.PostgresError.new({"C": "42P01", "M": "relation does not exist"})
