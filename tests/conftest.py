@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +20,20 @@ BACKENDS = ["sqlite", "postgresql"]
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    with _postgres_or_skip() as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of one test alone, so the test can stop and restart it."""
+    with _postgres_or_skip() as server:
+        yield server
+
+
+@contextmanager
+def _postgres_or_skip() -> Iterator[PostgresServer]:
+    """Start a server, or skip the test without the server binaries, except in CI, where that fails it."""
     try:
         with running_postgres() as server:
             yield server

@@ -6,12 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.support.postgres import PostgresServer, free_port, running_postgres
+from tests.support.postgres import PostgresServer, free_port
 from tests.support.system import logged_events, wait_until_ready
 
 
@@ -46,12 +43,6 @@ def test_serve_rejects_invalid_settings(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "invalid settings" in result.stderr
     assert "port" in result.stderr
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
 
 
 def test_service_exits_non_zero_when_its_database_stays_lost(own_postgres: PostgresServer, tmp_path: Path) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.support.api import PublicApi
-from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.postgres import PostgresServer
 from tests.support.stack import Stack, allocate_ports, available_services, stack_settings
 from twitter_shared.migrate import upgrade
 from twitter_shared.settings import DATABASE_OWNERS, ServiceName
@@ -41,13 +40,6 @@ async def test_stopped_account_service_gives_503_then_recovers(api: PublicApi, s
             break
         await asyncio.sleep(0.1)
     assert answer.status == 200
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test alone, so the test can stop it."""
-    with running_postgres() as server:
-        yield server
 
 
 async def test_lost_database_gives_quick_503_and_recovers(own_postgres: PostgresServer, tmp_path: Path) -> None:

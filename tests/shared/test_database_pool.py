@@ -6,13 +6,13 @@ The pool opens new connections in place of closed ones without querying the serv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
+from tests.support.postgres import PostgresServer
 from twitter_shared.database import create_engine, dispose, read_only, transaction
 from twitter_shared.driver_query import DriverQuery, fetch_rows
 from twitter_shared.errors import Unavailable
@@ -20,17 +20,7 @@ from twitter_shared.errors import Unavailable
 SELECT_ONE = DriverQuery("SELECT 1")
 
 
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A server of this test alone, so the test can restart it."""
-    try:
-        with running_postgres() as server:
-            yield server
-    except PostgresUnavailable as error:
-        pytest.skip(str(error))
-
-
-async def read_one(engine) -> int:  # noqa: ANN001 - an AsyncEngine
+async def read_one(engine: AsyncEngine) -> int:
     async with read_only(engine) as connection:
         return await connection.scalar(text("SELECT 1"))
 
@@ -70,7 +60,7 @@ async def test_read_during_outage_is_unavailable(own_postgres: PostgresServer) -
     assert after == 1
 
 
-async def test_driver_read_on_closed_connection_is_unavailable(own_postgres: PostgresServer) -> None:
+async def test_closed_connection_read_is_unavailable(own_postgres: PostgresServer) -> None:
     engine = create_engine(own_postgres.create_database("pool"), pool_size=1)
     try:
         with pytest.raises(Unavailable, match="connection was lost"):
@@ -101,6 +91,6 @@ async def test_driver_statement_error_propagates(own_postgres: PostgresServer) -
     assert [tuple(row) for row in after] == [(1,)]
 
 
-async def _hold_a_read(engine) -> None:  # noqa: ANN001 - an AsyncEngine
+async def _hold_a_read(engine: AsyncEngine) -> None:
     async with read_only(engine) as connection:
         await connection.scalar(text("SELECT pg_sleep(0.05)"))
