@@ -86,7 +86,7 @@ def _lines(report: Report) -> list[str]:
         "",
         f"Produced by `{report.command}` (from the repository root; `make bench` runs the same).",
         f"Each workload ran {report.seconds} s with {report.connections} connections{_warm_up(report)};",
-        "every non-2xx answer and every socket error counts as an error. Each system was started afresh by the command, in",
+        "every non-2xx response and every socket error counts as an error. Each system was started afresh by the command, in",
         "embedded mode (`twitter-system run`) with `TWITTER_RATE_LIMIT_ENABLED=false`, and loaded with",
         "`twitter-system load`'s code; PostgreSQL is a throwaway server (tests/support/postgres.py,",
         "started with fsync=off) and SQLite runs in WAL mode with synchronous=NORMAL.",

@@ -95,9 +95,9 @@ async def _timeline_pages(timelines: InternalClient, keys: list[TimelineKey]) ->
     owners_by_page: dict[PageRequest, list[int]] = {}
     for owner_id, page in keys:
         owners_by_page.setdefault(page, []).append(owner_id)
-    answers = await asyncio.gather(*(_same_page(timelines, page, owners) for page, owners in owners_by_page.items()))
+    pages_per_call = await asyncio.gather(*(_same_page(timelines, page, owners) for page, owners in owners_by_page.items()))
     pages: dict[TimelineKey, list[str]] = {}
-    for (page, owners), owner_pages in zip(owners_by_page.items(), answers, strict=True):
+    for (page, owners), owner_pages in zip(owners_by_page.items(), pages_per_call, strict=True):
         for owner_id, ids in zip(owners, owner_pages, strict=True):
             pages[(owner_id, page)] = ids
     return [pages[key] for key in keys]
@@ -105,12 +105,12 @@ async def _timeline_pages(timelines: InternalClient, keys: list[TimelineKey]) ->
 
 async def _same_page(timelines: InternalClient, page: PageRequest, owners: list[int]) -> list[list[str]]:
     try:
-        answer = await timelines.get("/internal/timelines", params={**page.as_params(), "owner_ids": ",".join(map(str, owners))})
+        response = await timelines.get("/internal/timelines", params={**page.as_params(), "owner_ids": ",".join(map(str, owners))})
     except NotFound:
         # A timeline service older than this gateway, met during a rolling upgrade, has no batch route.
         singles = (timelines.get(f"/internal/timelines/{owner}", params=page.as_params()) for owner in owners)
         return list(await asyncio.gather(*singles))
-    return _answers(answer, "pages", len(owners), ServiceName.TIMELINE)
+    return _results(response, "pages", len(owners), ServiceName.TIMELINE)
 
 
 async def _post_pages(posts: InternalClient, keys: list[PostPageKey]) -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ async def _post_pages(posts: InternalClient, keys: list[PostPageKey]) -> list[di
     account_pages = [key for kind, key in keys if kind == ACCOUNT_PAGE]
     body = {"lookups": _lookup_items(lookups), "account_pages": _account_page_items(account_pages)}
     try:
-        answer = await posts.post("/internal/statuses/pages", body=body, idempotent=True)
+        response = await posts.post("/internal/statuses/pages", body=body, idempotent=True)
     except NotFound:
         # A post service older than this gateway has only the routes for one kind of page each.
         lookup_results, page_results = await asyncio.gather(
@@ -127,8 +127,8 @@ async def _post_pages(posts: InternalClient, keys: list[PostPageKey]) -> list[di
             _account_pages(posts, account_pages) if account_pages else _nothing(),
         )
     else:
-        lookup_results = _answers(answer, "lookups", len(lookups), ServiceName.POST)
-        page_results = _answers(answer, "account_pages", len(account_pages), ServiceName.POST)
+        lookup_results = _results(response, "lookups", len(lookups), ServiceName.POST)
+        page_results = _results(response, "account_pages", len(account_pages), ServiceName.POST)
     by_kind = {LOOKUP: iter(lookup_results), ACCOUNT_PAGE: iter(page_results)}
     return [next(by_kind[kind]) for kind, _ in keys]
 
@@ -156,25 +156,25 @@ def _account_page_items(keys: list[AccountPageKey]) -> list[dict[str, Any]]:
 
 async def _status_lookups(posts: InternalClient, keys: list[LookupKey]) -> list[dict[str, Any]]:
     try:
-        answer = await posts.post("/internal/statuses/lookups", body={"lookups": _lookup_items(keys)}, idempotent=True)
+        response = await posts.post("/internal/statuses/lookups", body={"lookups": _lookup_items(keys)}, idempotent=True)
     except NotFound:
         # As in ``_same_page``: a post service older than this gateway gets one call per look-up.
         return list(await asyncio.gather(*(
             posts.get("/internal/statuses", params={"ids": ",".join(ids), "viewer_id": str(viewer_id), "author_stats": "true"})
             for ids, viewer_id, _ in keys
         )))
-    return _answers(answer, "results", len(keys), ServiceName.POST)
+    return _results(response, "results", len(keys), ServiceName.POST)
 
 
 async def _account_pages(posts: InternalClient, keys: list[AccountPageKey]) -> list[dict[str, Any]]:
     try:
-        answer = await posts.post(
+        response = await posts.post(
             "/internal/accounts/statuses/lookups", body={"lookups": _account_page_items(keys)}, idempotent=True
         )
     except NotFound:
         # As in ``_same_page``: a post service older than this gateway gets one call per page.
         return list(await asyncio.gather(*(_account_page_alone(posts, key) for key in keys)))
-    return _answers(answer, "results", len(keys), ServiceName.POST)
+    return _results(response, "results", len(keys), ServiceName.POST)
 
 
 async def _account_page_alone(posts: InternalClient, key: AccountPageKey) -> dict[str, Any]:
@@ -190,9 +190,9 @@ async def _account_page_alone(posts: InternalClient, key: AccountPageKey) -> dic
     return await posts.get(f"/internal/accounts/{account_id}/statuses", params=params)
 
 
-def _answers(answer: Any, field: str, expected: int, service: ServiceName) -> list[Any]:
-    """Return ``answer[field]``, a list with one item per key sent, or fail as an unreadable response."""
-    items = answer.get(field) if isinstance(answer, dict) else None
+def _results(response: Any, field: str, expected: int, service: ServiceName) -> list[Any]:
+    """Return ``response[field]``, a list with one item per key sent, or fail as an unreadable response."""
+    items = response.get(field) if isinstance(response, dict) else None
     if not isinstance(items, list) or len(items) != expected:
         raise UpstreamError(f"The {service} service returned an unreadable response")
     return items

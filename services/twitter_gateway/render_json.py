@@ -10,8 +10,8 @@ Another is for its author's entity, because the author's post stats change with
 each of their posts, and a reblog has a third for its original. A template is kept by the
 base URL and the status id, and is used while the author's username, the mentions
 and the original still match. The other fields of a status, its text among them,
-never change once it is created. So a home read can ask the post service for the
-statuses it has templates for without their fixed fields (``known_templates``).
+never change once it is created. So a home read can request the statuses it has
+templates for from the post service without their fixed fields (``known_templates``).
 
 An account is kept by its record and post stats.
 """
@@ -151,7 +151,7 @@ def status_list_json(
 def known_templates(base_url: str, status_ids: list[str]) -> dict[str, Template]:
     """Return the kept templates of these statuses and of their reblogged originals that a compact status can fill.
 
-    The caller asks the post service for these statuses as compact ones (without their fixed
+    The caller requests these statuses from the post service as compact ones (without their fixed
     fields) and renders them with these very templates, which may leave the memo meanwhile.
     Only templates without mentions qualify: a status never gains mentions, but loses one when
     the mentioned account is deleted, and its text is needed to render it again then.
@@ -208,7 +208,7 @@ def _template(
     if found is not None and (found.username, found.mention_ids, found.reblog_of) == (username, mention_ids, reblog_of):
         return found
     if "created_at" not in status:
-        # Compact statuses are asked for only with a pinned template that fits, so this is a fault.
+        # Compact statuses are requested only with a pinned template that fits, so this is a fault.
         log.error("render.unknown_compact_status", status_id=status["id"])
         raise UpstreamError("The post service returned a status without its fields")
     template = _make_template(status, username, mention_ids, reblog_of, base_url=base_url, with_text=with_text)

@@ -182,7 +182,7 @@ async def _read_home(
     """Read timeline ids and their statuses; ids whose status was just deleted are skipped and refilled.
 
     Returns the ids the page spans (for the Link cursors), the statuses found, their authors'
-    stats, and the templates of the statuses asked for without their fixed fields.
+    stats, and the templates of the statuses requested without their fixed fields.
     """
     spanned: list[str] = []
     found: list[dict[str, Any]] = []

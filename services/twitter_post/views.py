@@ -143,10 +143,8 @@ async def look_up_statuses(request: web.Request) -> web.Response:
     Each result is what ``GET /internal/statuses?author_stats=true`` returns for its ids and viewer.
     A look-up may list ``known`` ids, statuses whose fixed fields the caller has: those come compact.
     """
-    items = _items(await read_json_object(request), "lookups")
-    parsed = [_lookup(item) for item in items]
-    known = [frozenset(_id_list(item, "known")) for item in items]
-    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], parsed, known=known)})
+    lookups, known = _lookups(_items(await read_json_object(request), "lookups"))
+    return json_response({"results": await store.look_up_statuses(request.app[ENGINE], lookups, known=known)})
 
 
 async def read_pages(request: web.Request) -> web.Response:
@@ -162,13 +160,11 @@ async def read_pages(request: web.Request) -> web.Response:
     page_items = _items(body, "account_pages", optional=True, noun="pages")
     if not lookup_items and not page_items:
         raise ValidationFailed("lookups and account_pages must not both be empty")
-    lookups, pages = await store.read_pages(
-        request.app[ENGINE],
-        [_lookup(item) for item in lookup_items],
-        known=[frozenset(_id_list(item, "known")) for item in lookup_items],
-        pages=[_account_page(item) for item in page_items],
+    lookups, known = _lookups(lookup_items)
+    lookup_results, page_results = await store.read_pages(
+        request.app[ENGINE], lookups, known=known, pages=[_account_page(item) for item in page_items]
     )
-    return json_response({"lookups": lookups, "account_pages": pages})
+    return json_response({"lookups": lookup_results, "account_pages": page_results})
 
 
 def _items(body: dict[str, Any], name: str, *, optional: bool = False, noun: str = "look-ups") -> list[Any]:
@@ -177,6 +173,11 @@ def _items(body: dict[str, Any], name: str, *, optional: bool = False, noun: str
     if not isinstance(items, list) or (not items and not optional) or len(items) > MAX_LOOKUPS:
         raise ValidationFailed(f"{name} must be a list of {0 if optional else 1} to {MAX_LOOKUPS} {noun}")
     return items
+
+
+def _lookups(items: list[Any]) -> tuple[list[tuple[list[int], int | None]], list[frozenset[int]]]:
+    """Parse look-up items into ``(status ids, viewer id)`` pairs and, for each, its ``known`` ids."""
+    return [_lookup(item) for item in items], [frozenset(_id_list(item, "known")) for item in items]
 
 
 def _lookup(item: Any) -> tuple[list[int], int | None]:
