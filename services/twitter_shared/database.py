@@ -121,7 +121,7 @@ def _as_unavailable(error: BaseException) -> Unavailable | None:
             return Unavailable("The database is not available, try again shortly")
         return None
     if isinstance(error, asyncpg.PostgresError):
-        # Errors of statements sent straight to asyncpg (driver_query), not wrapped by SQLAlchemy.
+        # Statements sent straight to asyncpg (driver_query) raise its own errors, unwrapped by SQLAlchemy.
         if str(error.sqlstate)[:2] in POSTGRESQL_UNAVAILABLE_CLASSES:
             return Unavailable("The database is not available, try again shortly")
         return None
